@@ -1,0 +1,173 @@
+"""The whole run: ingest → validate → match → evaluate → land → aggregate → export.
+
+Each stage is a library function on (Geo)DataFrames; this module only wires them and
+collects problems, so a user can run any stage alone from Python or the CLI.
+
+Examples
+--------
+>>> from mujun_geo.datasets import sample_settings
+>>> data = ingest(sample_settings())
+>>> sorted(data.frames)
+['buildings', 'enterprises', 'overrides', 'parcels', 'parks', 'regions', 'standard_land']
+>>> data.crs.to_epsg()
+4528
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pyproj import CRS
+
+import geopandas as gpd
+
+from . import __version__, io
+from ._errors import MujunGeoError
+from ._validate import Problems
+from .export import check_writable, file_sha256, write_geopackage
+from .settings import RunSettings
+
+__all__ = ["Ingested", "RunResult", "ingest", "run"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Ingested:
+    """Input layers read, repaired and in one working CRS, with the problems found."""
+
+    frames: dict[str, pd.DataFrame]
+    problems: Problems
+    crs: CRS
+    settings: RunSettings
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced: output layers, problems, timings."""
+
+    layers: dict[str, pd.DataFrame]
+    problems: Problems
+    info: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingested:
+    """Read every input layer named in ``settings`` into the working CRS.
+
+    The working CRS is ``settings.target_crs`` when set, else the parcels' own projected
+    CRS (the cadastral survey zone), else the 3-degree zone of the parcels' centre.
+    """
+    say = progress or (lambda _msg: None)
+    for required in ("parcels", "enterprises"):
+        if required not in settings.inputs:
+            msg = f"input `{required}` is required: pass --{required} FILE or set inputs.{required}"
+            raise MujunGeoError(msg)
+    problems = Problems()
+    frames: dict[str, pd.DataFrame] = {}
+    common = {"engine": settings.engine, "problems": problems}
+    say("读取宗地 parcels")
+    parcels = io.read_parcels(settings.inputs["parcels"], crs=settings.crs.get("parcels"),
+                              target_crs=settings.target_crs, encoding=settings.encoding, **common)
+    crs = parcels.crs
+    frames["parcels"] = parcels
+    say("读取企业 enterprises")
+    frames["enterprises"] = io.read_enterprises(
+        settings.inputs["enterprises"], coord_sys=settings.coord_sys, crs=settings.crs.get("enterprises"),
+        target_crs=crs, year=settings.year, **common)
+    for name, reader in (("buildings", io.read_buildings), ("parks", io.read_parks),
+                         ("regions", io.read_regions)):
+        if name in settings.inputs:
+            say(f"读取 {name}")
+            frames[name] = reader(settings.inputs[name], crs=settings.crs.get(name), target_crs=crs, **common)
+    for name, table_reader in (("overrides", io.read_overrides), ("standard_land", io.read_standard_land),
+                               ("targets", io.read_targets)):
+        if name in settings.inputs:
+            frames[name] = table_reader(settings.inputs[name], problems=problems)
+    _cross_checks(frames, problems)
+    return Ingested(frames=frames, problems=problems, crs=crs, settings=settings)
+
+
+def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
+    """Checks that need two layers: firms' county from the regions layer, group parents."""
+    firms = frames["enterprises"]
+    regions = frames.get("regions")
+    if regions is not None and len(regions):
+        counties = regions[regions["level"] == "county"][["region_code", "geometry"]]
+        has_pt = firms.geometry.notna() & ~firms.geometry.is_empty
+        if has_pt.any() and len(counties):
+            joined = gpd.sjoin(firms.loc[has_pt, ["geometry"]], counties, how="left", predicate="within")
+            joined = joined[~joined.index.duplicated(keep="first")]
+            found = joined["region_code"].dropna()
+            firms.loc[found.index, "region_code"] = found
+            outside = joined["region_code"].isna()
+            if outside.any():
+                idx = joined.index[outside]
+                problems.add("enterprises", firms.loc[idx, "src_row"], firms.loc[idx, "credit_code"],
+                             "outside_regions", "the firm's point lies in no county of the regions layer")
+    codes = set(firms["credit_code"].dropna())
+    orphan = firms["group_code"].notna() & ~firms["group_code"].isin(codes)
+    if orphan.any():
+        problems.add("enterprises", firms.loc[orphan, "src_row"], firms.loc[orphan, "credit_code"],
+                     "group_parent_missing",
+                     "集团母公司信用代码 names no firm in the list; the firm is evaluated on its own")
+
+
+def run_info(settings: RunSettings, *, started: datetime, finished: datetime,
+             timings: dict[str, float]) -> pd.DataFrame:
+    """The ``run_info`` table: version, settings as YAML, input files with SHA-256, times."""
+    rows = [("version", __version__), ("config_yaml", settings.to_yaml()),
+            ("started", started.isoformat(timespec="seconds")),
+            ("finished", finished.isoformat(timespec="seconds"))]
+    for name, path in sorted(settings.inputs.items()):
+        rows.append((f"input:{name}", f"{Path(path).name} sha256={file_sha256(path)}"))
+    for stage, seconds in timings.items():
+        rows.append((f"seconds:{stage}", f"{seconds:.3f}"))
+    return pd.DataFrame(rows, columns=["key", "value"])
+
+
+def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | None = None,
+        write: bool = True) -> RunResult:
+    """Run every stage on the inputs of ``settings`` and write the GeoPackage.
+
+    Raises :class:`~mujun_geo.export.OutputExistsError` before any work when the output
+    exists and ``overwrite`` is False.
+    """
+    say = progress or (lambda _msg: None)
+    if write:
+        check_writable(settings.output_path, overwrite=overwrite)
+    started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    data = ingest(settings, progress=say)
+    timings["ingest"] = time.perf_counter() - t0
+    problems = data.problems
+    if problems.has_errors:
+        msg = "the inputs have blocking problems; run `mujun-geo validate` to list them"
+        raise MujunGeoError(msg)
+    from .stages import run_stages
+
+    layers = run_stages(data, progress=say, timings=timings)
+    rejects = problems.rejects()
+    layers["rejects"] = rejects
+    layers["problems"] = problems.frame()
+    layers["run_info"] = run_info(settings, started=started, finished=datetime.now(timezone.utc),
+                                  timings=timings)
+    result = RunResult(layers=layers, problems=problems, info={"timings": timings, "crs": data.crs})
+    if write:
+        say("写出 GeoPackage")
+        t0 = time.perf_counter()
+        result.path = write_geopackage(layers, settings.output_path, overwrite=overwrite)
+        timings["export"] = time.perf_counter() - t0
+    return result
+
+
