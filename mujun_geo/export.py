@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -32,9 +32,13 @@ import pyogrio
 
 from ._errors import MujunGeoError
 
-__all__ = ["OutputExistsError", "atomic_path", "file_sha256", "prepare_for_gpkg", "write_geopackage"]
+__all__ = ["OutputExistsError", "atomic_path", "check_writable", "file_sha256", "prepare_for_gpkg", "write_geopackage"]
 
 logger = logging.getLogger(__name__)
+
+
+# GeoPackage 1.2 is what GDAL < 3.7 (and the QGIS builds on it) read without warnings.
+_GPKG_OPTIONS = {"dataset_options": {"VERSION": "1.2"}}
 
 
 class OutputExistsError(MujunGeoError, FileExistsError):
@@ -85,6 +89,7 @@ def write_geopackage(
     path: str | Path,
     *,
     overwrite: bool = False,
+    postprocess: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write every layer into one GeoPackage at ``path``.
 
@@ -97,6 +102,9 @@ def write_geopackage(
     overwrite
         Replace an existing file. Without it an existing file raises
         :class:`OutputExistsError` before anything is written.
+    postprocess
+        Called with the temporary file once every layer is in it, before the rename
+        (styles, aliases); an error there leaves the target untouched.
 
     Returns
     -------
@@ -112,11 +120,13 @@ def write_geopackage(
             data = prepare_for_gpkg(frame)
             if isinstance(data, gpd.GeoDataFrame):
                 pyogrio.write_dataframe(data, tmp, layer=name, driver="GPKG", use_arrow=True,
-                                        promote_to_multi=_has_mixed_polygons(data))
+                                        promote_to_multi=_has_mixed_polygons(data), **_GPKG_OPTIONS)
             else:
                 if data.shape[1] == 0:
                     data = pd.DataFrame({"empty": pd.Series(dtype=object)})
-                pyogrio.write_dataframe(data, tmp, layer=name, driver="GPKG")
+                pyogrio.write_dataframe(data, tmp, layer=name, driver="GPKG", **_GPKG_OPTIONS)
+        if postprocess is not None:
+            postprocess(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
