@@ -1137,6 +1137,13 @@ def read_standard_land(path: str | Path, *, problems: Problems | None = None) ->
     df["parcel_id"] = _code_text(df["parcel_id"])
     num = [c for c in df.columns if c not in ("parcel_id", "src_row")]
     df = _numbers(df, num, source=source, problems=problems, key="parcel_id")
+    if "commit_rd_ratio" in df:
+        # staff write 3.2 for 3.2 %; the toolkit works with fractions (0.032)
+        pct = df["commit_rd_ratio"] > 1
+        if pct.any():
+            problems.add(source, df.loc[pct, "src_row"], df.loc[pct, "parcel_id"], "percent_as_number",
+                         "承诺研发占比 read as a percentage (3.2 → 3.2 %)")
+            df.loc[pct, "commit_rd_ratio"] = df.loc[pct, "commit_rd_ratio"] / 100.0
     return df.reset_index(drop=True)
 
 

@@ -12,7 +12,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["COLUMNS", "GRADE_NAMES", "LAYERS", "LOWLAND_REASONS", "describe", "label"]
+__all__ = ["COLUMNS", "GRADE_NAMES", "LAYERS", "LOWLAND_REASONS", "column_for", "describe", "label"]
 
 #: layer name -> Chinese title
 LAYERS: dict[str, str] = {
@@ -123,6 +123,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "level": ("级别", "city 设区市 / county 县(市、区)"),
     "tax_per_mu_target": ("亩均税收目标(万元/亩)", ""),
     "tax_gap": ("与目标差距(万元/亩)", "实际−目标"),
+    "decision": ("决定", "填写 确认 / 否决 / 指定 (confirm / reject / assign), 留空表示暂不决定"),
+    "note": ("备注", ""),
+    "share": ("面积份额", "0–1, 可选"),
+    "land_note": ("用地说明", ""),
     "source": ("来源文件", ""),
     "row": ("行号", "源文件中的行号"),
     "key": ("关键字", ""),
@@ -141,6 +145,20 @@ def label(column: str) -> str:
         base = COLUMNS.get(column[6:])
         return f"{base[0].split('(')[0]}得分" if base else column
     return column
+
+
+def column_for(label_text: str) -> str:
+    """The column name behind a Chinese label (the label itself when unknown).
+
+    Examples
+    --------
+    >>> column_for("决定"), column_for("统一社会信用代码")
+    ('decision', 'credit_code')
+    """
+    for col, (text, _) in COLUMNS.items():
+        if text == label_text:
+            return col
+    return label_text
 
 
 def describe(column: str) -> str:

@@ -32,6 +32,8 @@ from . import __version__, io
 from ._errors import MujunGeoError
 from ._validate import Problems
 from .export import check_writable, file_sha256, write_geopackage
+from .gpkg_styles import add_styles
+from .report import write_report
 from .settings import RunSettings
 
 __all__ = ["Ingested", "RunResult", "ingest", "run"]
@@ -59,6 +61,7 @@ class RunResult:
     problems: Problems
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    report: Path | None = None
 
 
 def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingested:
@@ -136,15 +139,19 @@ def run_info(settings: RunSettings, *, started: datetime, finished: datetime,
 
 
 def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | None = None,
-        write: bool = True) -> RunResult:
+        write: bool = True, until: str | None = None) -> RunResult:
     """Run every stage on the inputs of ``settings`` and write the GeoPackage.
 
     Raises :class:`~mujun_geo.export.OutputExistsError` before any work when the output
     exists and ``overwrite`` is False.
     """
     say = progress or (lambda _msg: None)
+    out_dir = Path(settings.output["dir"])
+    report_path = out_dir / "report.xlsx"
     if write:
         check_writable(settings.output_path, overwrite=overwrite)
+        if settings.output.get("report", True):
+            check_writable(report_path, overwrite=overwrite)
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -156,7 +163,7 @@ def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | 
         raise MujunGeoError(msg)
     from .stages import run_stages
 
-    layers = run_stages(data, progress=say, timings=timings)
+    layers = run_stages(data, progress=say, timings=timings, until=until)
     rejects = problems.rejects()
     layers["rejects"] = rejects
     layers["problems"] = problems.frame()
@@ -166,8 +173,12 @@ def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | 
     if write:
         say("写出 GeoPackage")
         t0 = time.perf_counter()
-        result.path = write_geopackage(layers, settings.output_path, overwrite=overwrite)
+        result.path = write_geopackage(layers, settings.output_path, overwrite=overwrite,
+                                       postprocess=lambda tmp: add_styles(tmp, layers))
         timings["export"] = time.perf_counter() - t0
+        if settings.output.get("report", True):
+            say("写出 Excel 报表")
+            result.report = write_report(layers, report_path, overwrite=overwrite)
     return result
 
 

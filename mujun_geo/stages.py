@@ -1,23 +1,196 @@
-"""Stage wiring for :func:`mujun_geo.pipeline.run`: from ingested inputs to output layers."""
+"""Stage wiring for :func:`mujun_geo.pipeline.run`: from ingested inputs to output layers.
+
+Order: 地企对应 (matching) → 亩均评价 (evaluation) → land allocation and parcel figures →
+parks → 容积率/建筑系数 (buildings) → 低效用地 / 高耗低效 / 标准地 → parks, regions,
+industries, leaders, year-over-year → layers. Each step is a library function; this
+module only passes frames between them and records timings.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+import geopandas as gpd
+
+from . import aggregate, land, matching
+from .evaluate import evaluate
 from .units import m2_to_mu
 
-__all__ = ["run_stages"]
+if TYPE_CHECKING:
+    from .pipeline import Ingested
+
+__all__ = ["ENTERPRISE_COLUMNS", "PARCEL_COLUMNS", "STAGES", "run_stages"]
+
+logger = logging.getLogger(__name__)
+
+#: Leading columns of the ``enterprises`` layer (CONTRACT.md), then the rest.
+ENTERPRISE_COLUMNS = [
+    "credit_code", "name", "match_status", "parcel_ids", "land_m2", "land_mu", "land_alloc_m2",
+    "land_alloc_mu", "tax_per_mu", "va_per_mu", "va_per_tce", "va_per_emission", "labour_productivity",
+    "rd_ratio", "score", "rank", "grade", "grade_note",
+]  # fmt: skip
+#: Leading columns of the ``parcels`` layer (CONTRACT.md), then the rest.
+PARCEL_COLUMNS = [
+    "parcel_id", "land_use", "area_m2", "area_mu", "n_enterprises", "tax_per_mu", "va_per_mu",
+    "floor_area_m2", "far", "coverage", "ancillary_land_share", "grade", "lowland", "lowland_reasons",
+]  # fmt: skip
 
 
-def run_stages(data, *, progress: Callable[[str], None], timings: dict[str, float]) -> dict[str, pd.DataFrame]:
-    """Run the stages after ingest and return the output layers by name."""
-    frames = data.frames
+@contextmanager
+def _timed(name: str, timings: dict[str, float], say: Callable[[str], None], label: str) -> Any:
+    say(label)
     t0 = time.perf_counter()
-    parcels = frames["parcels"].copy()
-    parcels["area_mu"] = m2_to_mu(parcels["area_m2"])
-    layers: dict[str, pd.DataFrame] = {"parcels": parcels, "enterprises": frames["enterprises"]}
-    timings["stages"] = time.perf_counter() - t0
-    return layers
+    yield
+    timings[name] = time.perf_counter() - t0
+
+
+def _ordered(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    head = [c for c in first if c in frame.columns]
+    rest = [c for c in frame.columns if c not in head and c != "geometry"]
+    geom = ["geometry"] if "geometry" in frame.columns else []
+    return frame[head + rest + geom]
+
+
+STAGES = ("match", "evaluate", "land")
+
+
+def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict[str, float],
+               until: str | None = None) -> dict[str, pd.DataFrame]:
+    """Run the stages after ingest and return the output layers by name.
+
+    ``until`` stops after ``"match"`` or ``"evaluate"`` (for the stage subcommands); the
+    land stage needs the grades, so ``"land"`` runs everything.
+    """
+    if until is not None and until not in STAGES:
+        msg = f"`until` must be one of {STAGES}, got {until!r}"
+        raise ValueError(msg)
+    s = data.settings
+    frames = data.frames
+    problems = data.problems
+    parcels: gpd.GeoDataFrame = frames["parcels"]
+    firms: gpd.GeoDataFrame = frames["enterprises"]
+    buildings = frames.get("buildings")
+    parks = frames.get("parks")
+    regions = frames.get("regions")
+    mopts = dict(s.matching)
+    layers: dict[str, pd.DataFrame] = {}
+
+    with _timed("match", timings, progress, "地企对应 matching"):
+        region_names = None
+        if regions is not None:
+            region_names = dict(zip(regions["region_code"], regions["name"]))
+        res = matching.match_enterprises(
+            firms, parcels, overrides=frames.get("overrides"), buildings=buildings,
+            region_names=region_names, **mopts)
+        problems.extend(res.problems)
+        firm_out = firms.join(res.enterprises)
+        summary = res.summary()
+        logger.info("matching: %s", summary)
+    if until == "match":
+        firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+        parcel_layer = _ordered(parcels.join(res.parcels), PARCEL_COLUMNS)
+        return {"enterprises": firm_layer, "matches": res.matches, "parcels": parcel_layer,
+                "review": matching.review_table(res, firms, parcels),
+                "vacant": parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)],
+                "unmatched": firm_layer[firm_layer["match_status"] == "unmatched"]}
+
+    with _timed("evaluate", timings, progress, "亩均评价 evaluation"):
+        preset = s.evaluation.get("preset", "zhejiang-2022")
+        extra = {k: v for k, v in s.evaluation.items() if k != "preset"}
+        ev = evaluate(firm_out, config=preset, **extra)
+        firm_out = firm_out.join(ev[[c for c in ev.columns if c not in firm_out.columns]])
+    if until == "evaluate":
+        firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+        return {"enterprises": firm_layer, "matches": res.matches}
+
+    with _timed("allocate", timings, progress, "用地分摊与宗地指标 parcel figures"):
+        alloc = aggregate.allocate_land(res.matches, parcels)
+        firm_out["land_alloc_m2"] = aggregate.firm_land_alloc(firm_out, alloc)
+        firm_out["land_alloc_mu"] = m2_to_mu(firm_out["land_alloc_m2"])
+        pf = aggregate.parcel_figures(parcels, firm_out, alloc)
+        parcel_out = parcels.join(res.parcels).join(pf)
+        parcel_out["area_mu"] = m2_to_mu(parcel_out["area_m2"])
+        parcel_out["park_id"] = aggregate.assign_parks(parcels, parks)
+        parcel_out["in_park"] = parcel_out["park_id"].notna() if parks is not None else pd.NA
+        industry = land.main_industry(firm_out[~firm_out["rejected"]], res.matches)
+        parcel_out["industry_code"] = parcel_out["parcel_id"].map(industry)
+
+    lopts = dict(s.land)
+    if buildings is not None:
+        with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
+            bm = land.building_metrics(
+                parcel_out, buildings, storey_height_m=lopts.get("storey_height_m", 3.5),
+                tall_storey_m=lopts.get("tall_storey_m", 8.0),
+                tall_storey_factor=lopts.get("tall_storey_factor", 2.0),
+                height_raster=lopts.get("height_raster"))
+            parcel_out = parcel_out.join(bm[[c for c in bm.columns if c not in parcel_out.columns]])
+
+    with _timed("lowland", timings, progress, "低效用地与高耗低效 low-efficiency land"):
+        exclude = [] if buildings is not None else ["idle", "far_below_min", "coverage_below_min"]
+        lr = land.flag_lowland(parcel_out, rules=lopts.get("lowland_rules", "default"), exclude=exclude,
+                               industrial_codes=lopts.get("lowland_codes", ("0601",)))
+        parcel_out = gpd.GeoDataFrame(lr.parcels, geometry="geometry", crs=parcels.crs)
+        layers["lowland"] = lr.lowland
+        layers["lowland_summary"] = land.lowland_summary(parcel_out)
+        layers["high_energy_low_efficiency"] = land.high_energy_low_efficiency(firm_out[~firm_out["rejected"]])
+        if frames.get("standard_land") is not None:
+            layers["standard_land_review"] = land.standard_land_review(parcel_out, frames["standard_land"],
+                                                                       year=s.year)
+
+    with _timed("aggregate", timings, progress, "园区、行政区、行业汇总 parks, regions, industries"):
+        if parks is not None:
+            layers["parks"] = aggregate.park_figures(parks, parcel_out, firm_out, alloc)
+        previous = _previous(s)
+        if regions is not None:
+            layers["regions"] = aggregate.region_figures(
+                regions, firm_out, targets=frames.get("targets"), year=s.year,
+                previous=previous.get("regions"))
+        layers["industries"] = aggregate.industry_figures(firm_out)
+        lead = [aggregate.leaders(firm_out, by="industry")]
+        if parks is not None and len(layers.get("parks", [])):
+            firm_park = alloc.assign(park=alloc["parcel_id"].map(parcel_out.set_index("parcel_id")["park_id"]))
+            firm_park = firm_park.sort_values(["credit_code", "alloc_m2"], ascending=[True, False])
+            first = firm_park.drop_duplicates("credit_code").set_index("credit_code")["park"]
+            types = parks.set_index("park_id")["park_type"]
+            park_type = firm_out["credit_code"].map(first).map(types)
+            lead.append(aggregate.leaders(firm_out, by="park_type", park_types=park_type))
+        layers["leaders"] = pd.concat(lead, ignore_index=True)
+        if previous.get("enterprises") is not None:
+            layers["changes"] = aggregate.grade_changes(firm_out, previous["enterprises"])
+
+    review = matching.review_table(res, firms, parcels)
+    firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+    parcel_layer = _ordered(parcel_out, PARCEL_COLUMNS)
+    vacant = parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)]
+    unmatched = firm_layer[firm_layer["match_status"] == "unmatched"]
+    out = {
+        "enterprises": firm_layer,
+        "matches": res.matches,
+        "parcels": parcel_layer,
+        **{k: v for k, v in layers.items() if k == "lowland"},
+        "review": review,
+        "vacant": vacant,
+        "unmatched": unmatched,
+        **{k: v for k, v in layers.items() if k != "lowland"},
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _previous(settings: Any) -> dict[str, pd.DataFrame]:
+    """Last year's output GeoPackage (``inputs.previous``), by layer."""
+    path = settings.inputs.get("previous")
+    if path is None:
+        return {}
+    import pyogrio
+
+    names = {name for name, _ in pyogrio.list_layers(path)}
+    return {name: pyogrio.read_dataframe(path, layer=name) for name in ("enterprises", "regions", "parcels")
+            if name in names}
+
+

@@ -3,7 +3,7 @@
 # LibreOffice for the Excel check, fonts with CJK glyphs for the static maps, PostgreSQL +
 # PostGIS for the database tests). Nothing is downloaded outside the package manager.
 set -euo pipefail
-want=(fonts-noto-cjk libreoffice-calc-nogui gdal-bin chromium postgresql postgresql-15-postgis-3)
+want=(fonts-noto-cjk libreoffice-calc-nogui gdal-bin chromium postgresql postgresql-postgis)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

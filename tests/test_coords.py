@@ -57,15 +57,24 @@ def test_out_of_china_points_unchanged():
 def test_to_wgs84_mixed_systems():
     g = coords.wgs84_to_gcj02(120.5, 30.5)
     b = coords.wgs84_to_bd09(120.5, 30.5)
-    lon, lat = coords.to_wgs84([120.5, g[0], b[0], 120.5], [30.5, g[1], b[1], 30.5],
-                               ["wgs84", "gcj02", "bd09", "cgcs2000"])
+    lon, lat = coords.to_wgs84(
+        [120.5, g[0], b[0], 120.5], [30.5, g[1], b[1], 30.5], ["wgs84", "gcj02", "bd09", "cgcs2000"]
+    )
     assert lon == pytest.approx([120.5] * 4, abs=1e-8)
     assert lat == pytest.approx([30.5] * 4, abs=1e-8)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("WGS84", "wgs84"), ("gcj-02", "gcj02"), ("高德", "gcj02"), ("BD09", "bd09"),
-    ("国家2000", "cgcs2000"), ("", None), ("mercator", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("WGS84", "wgs84"),
+        ("gcj-02", "gcj02"),
+        ("高德", "gcj02"),
+        ("BD09", "bd09"),
+        ("国家2000", "cgcs2000"),
+        ("", None),
+        ("mercator", None),
+    ],
+)
 def test_normalise_coord_sys(text, expected):
     assert coords.normalise_coord_sys(text) == expected

@@ -22,14 +22,16 @@ def test_every_single_character_change_is_caught():
         for ch in creditcode.ALPHABET:
             if ch == code[pos]:
                 continue
-            changed = code[:pos] + ch + code[pos + 1:]
+            changed = code[:pos] + ch + code[pos + 1 :]
             if pos in range(2, 8) and not ch.isdigit():
                 continue
             assert not creditcode.is_valid(changed), changed
 
 
 def test_validate_series_statuses_and_index():
-    s = pd.Series(["91310110666007217t ", "91310110666007217A", "1234", None, ""], index=[5, 6, 7, 8, 9])
+    s = pd.Series(
+        ["91310110666007217t ", "91310110666007217A", "1234", None, ""], index=[5, 6, 7, 8, 9]
+    )
     out = creditcode.validate_series(s)
     assert out.index.tolist() == [5, 6, 7, 8, 9]
     assert out["status"].tolist() == ["ok", "bad_checksum", "bad_format", "missing", "missing"]

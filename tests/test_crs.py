@@ -7,8 +7,9 @@ from mujun_geo._errors import CRSError
 from mujun_geo.crs import gk3_epsg, require_projected, to_working_crs
 
 
-@pytest.mark.parametrize(("lon", "plain", "prefixed"), [(118.2, 4548, 4527), (120.6, 4549, 4528),
-                                                         (122.4, 4550, 4529)])
+@pytest.mark.parametrize(
+    ("lon", "plain", "prefixed"), [(118.2, 4548, 4527), (120.6, 4549, 4528), (122.4, 4550, 4529)]
+)
 def test_zhejiang_zones(lon, plain, prefixed):
     assert gk3_epsg(lon) == plain
     assert gk3_epsg(lon, prefixed=prefixed) == prefixed
@@ -26,13 +27,17 @@ def test_prefixed_zone_kept_and_same_area_as_plain():
     g = gpd.GeoDataFrame(geometry=[box(120.60, 30.40, 120.61, 30.41)], crs=4490)
     a, _ = to_working_crs(g, gpd.GeoSeries(crs=4528).crs)
     b, _ = to_working_crs(g, gpd.GeoSeries(crs=4549).crs)
-    assert a.geometry.bounds.minx.iloc[0] == pytest.approx(b.geometry.bounds.minx.iloc[0] + 40_000_000)
+    assert a.geometry.bounds.minx.iloc[0] == pytest.approx(
+        b.geometry.bounds.minx.iloc[0] + 40_000_000
+    )
     assert a.geometry.area.iloc[0] == pytest.approx(b.geometry.area.iloc[0], rel=1e-9)
 
 
 def test_missing_crs_is_an_error_that_says_how_to_declare():
     g = gpd.GeoDataFrame(geometry=[Point(40_560_000, 3_370_000)])
-    with pytest.raises(CRSError, match=r"--crs EPSG:XXXX.*|zone 40 with prefixed eastings \(EPSG:4528\)"):
+    with pytest.raises(
+        CRSError, match=r"--crs EPSG:XXXX.*|zone 40 with prefixed eastings \(EPSG:4528\)"
+    ):
         to_working_crs(g, source="parcels.shp")
     out, crs = to_working_crs(g, crs="EPSG:4528")
     assert crs.to_epsg() == 4528

@@ -14,12 +14,25 @@ from mujun_geo.gpkg_styles import add_styles, qml_graduated, quantile_breaks
 @pytest.fixture
 def layers():
     parcels = gpd.GeoDataFrame(
-        {"parcel_id": ["P1", "P2", "P3"], "tax_per_mu": [1.5, 20.0, 35.25], "grade": ["A", "", "D"],
-         "lowland": [0, 1, 0], "mixed": [1, "x", None]},
-        geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10).union(box(40, 0, 45, 5)), box(50, 0, 60, 10)],
-        crs=4549)
-    firms = gpd.GeoDataFrame({"credit_code": ["A1"], "grade": ["B"], "tax_per_mu": [3.0]},
-                             geometry=[Point(5, 5)], crs=4549)
+        {
+            "parcel_id": ["P1", "P2", "P3"],
+            "tax_per_mu": [1.5, 20.0, 35.25],
+            "grade": ["A", "", "D"],
+            "lowland": [0, 1, 0],
+            "mixed": [1, "x", None],
+        },
+        geometry=[
+            box(0, 0, 10, 10),
+            box(20, 0, 30, 10).union(box(40, 0, 45, 5)),
+            box(50, 0, 60, 10),
+        ],
+        crs=4549,
+    )
+    firms = gpd.GeoDataFrame(
+        {"credit_code": ["A1"], "grade": ["B"], "tax_per_mu": [3.0]},
+        geometry=[Point(5, 5)],
+        crs=4549,
+    )
     rejects = pd.DataFrame({"source": ["e.xlsx"], "row": [3], "key": ["X"], "reason": ["重复代码"]})
     return {"parcels": parcels, "enterprises": firms, "rejects": rejects}
 
@@ -30,7 +43,9 @@ def test_round_trip_all_layers(tmp_path, layers):
     assert names == {"parcels": "MultiPolygon", "enterprises": "Point", "rejects": None}
     back = gpd.read_file(path, layer="parcels")
     assert back.crs.to_epsg() == 4549
-    assert back["mixed"].tolist()[:2] == ["1", "x"] and pd.isna(back["mixed"].iloc[2])  # mixed → text
+    assert back["mixed"].tolist()[:2] == ["1", "x"] and pd.isna(
+        back["mixed"].iloc[2]
+    )  # mixed → text
     assert back.geometry.area.tolist() == pytest.approx([100.0, 125.0, 100.0])
     assert pyogrio.read_dataframe(path, layer="rejects")["reason"].tolist() == ["重复代码"]
 
@@ -51,26 +66,46 @@ def test_refuses_to_overwrite_and_failed_write_keeps_old_file(tmp_path, layers):
 
 
 def test_styles_and_chinese_aliases(tmp_path, layers):
-    path = write_geopackage(layers, tmp_path / "s.gpkg", postprocess=lambda t: add_styles(t, layers))
+    path = write_geopackage(
+        layers, tmp_path / "s.gpkg", postprocess=lambda t: add_styles(t, layers)
+    )
     con = sqlite3.connect(path)
-    styles = con.execute("SELECT f_table_name, styleName, useAsDefault, f_geometry_column, styleQML "
-                         "FROM layer_styles ORDER BY id").fetchall()
+    styles = con.execute(
+        "SELECT f_table_name, styleName, useAsDefault, f_geometry_column, styleQML "
+        "FROM layer_styles ORDER BY id"
+    ).fetchall()
     by_layer = {(r[0], r[1]): r for r in styles}
     assert by_layer[("parcels", "评价类别")][2] == 1
     assert by_layer[("parcels", "亩均税收")][2] == 0
     qml = by_layer[("parcels", "评价类别")][4]
     assert 'name="color" value="215,48,39,' in qml  # D in red #d73027
     assert '<alias field="tax_per_mu" index="1" name="亩均税收(万元/亩)"/>' in qml
-    geom_col = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name='parcels'").fetchone()[0]
+    geom_col = con.execute(
+        "SELECT column_name FROM gpkg_geometry_columns WHERE table_name='parcels'"
+    ).fetchone()[0]
     assert by_layer[("parcels", "评价类别")][3] == geom_col
-    aliases = dict(con.execute("SELECT column_name, name FROM gpkg_data_columns WHERE table_name='parcels'"))
+    aliases = dict(
+        con.execute("SELECT column_name, name FROM gpkg_data_columns WHERE table_name='parcels'")
+    )
     assert aliases["tax_per_mu"] == "亩均税收(万元/亩)" and aliases["grade"] == "评价类别"
-    assert con.execute("SELECT data_type FROM gpkg_contents WHERE table_name='layer_styles'").fetchone()[0] == "attributes"
-    ext = con.execute("SELECT count(*) FROM gpkg_extensions WHERE extension_name='gpkg_schema'").fetchone()[0]
+    assert (
+        con.execute(
+            "SELECT data_type FROM gpkg_contents WHERE table_name='layer_styles'"
+        ).fetchone()[0]
+        == "attributes"
+    )
+    ext = con.execute(
+        "SELECT count(*) FROM gpkg_extensions WHERE extension_name='gpkg_schema'"
+    ).fetchone()[0]
     assert ext >= 4
     con.close()
     # GDAL still reads every layer after the additions
-    assert {n for n, _ in pyogrio.list_layers(path)} >= {"parcels", "enterprises", "rejects", "layer_styles"}
+    assert {n for n, _ in pyogrio.list_layers(path)} >= {
+        "parcels",
+        "enterprises",
+        "rejects",
+        "layer_styles",
+    }
     assert len(gpd.read_file(path, layer="parcels")) == 3
 
 

@@ -20,7 +20,12 @@ X0, Y0 = 40_560_000.0, 3_370_000.0  # EPSG:4528, zone-prefixed eastings near 海
 def _write_gbk_shapefile(folder: Path, *, cpg: str | None = None) -> Path:
     gdf = gpd.GeoDataFrame(
         {
-            "ZDDM": ["330481001002GB00001", "330481001002GB00002", "330481001002GB00003", "330481001002GB00003"],
+            "ZDDM": [
+                "330481001002GB00001",
+                "330481001002GB00002",
+                "330481001002GB00003",
+                "330481001002GB00003",
+            ],
             "DLBM": ["0601", "601", "0508", "0601"],
             "QLR": NAMES + ["重复"],
             "ZDMJ": [10000.0, 2500.0, 1000.0, 5.0],
@@ -99,7 +104,9 @@ def test_missing_required_columns_name_aliases(tmp_path):
     gdf = gpd.GeoDataFrame({"QLR": ["a"]}, geometry=[box(0, 0, 1, 1)], crs=4549)
     path = tmp_path / "p.gpkg"
     gdf.to_file(path)
-    with pytest.raises(SchemaError, match=r"`parcel_id` \(or 宗地代码, zddm.*`land_use` \(or 地类编码"):
+    with pytest.raises(
+        SchemaError, match=r"`parcel_id` \(or 宗地代码, zddm.*`land_use` \(or 地类编码"
+    ):
         io.read_parcels(path)
 
 
@@ -116,8 +123,20 @@ def _firms_xlsx(tmp_path: Path) -> tuple[Path, list[str]]:
         [None, "无代码公司", 120.60, 30.45, "WGS84", "1", "1", "规上", "否"],
         [codes[3], "丁公司", None, None, None, "1,234.5", "2", "规下", "否"],
     ]
-    df = pd.DataFrame(rows, columns=["统一社会信用代码", "企业名称", "经度", "纬度", "坐标系", "税收（万元）",
-                                     "综合能耗(吨标煤)", "企业规模", "高新技术企业"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "统一社会信用代码",
+            "企业名称",
+            "经度",
+            "纬度",
+            "坐标系",
+            "税收（万元）",
+            "综合能耗(吨标煤)",
+            "企业规模",
+            "高新技术企业",
+        ],
+    )
     path = tmp_path / "firms.xlsx"
     df.to_excel(path, index=False)
     return path, codes
@@ -163,7 +182,9 @@ def test_gcj02_treated_as_wgs84_lands_hundreds_of_metres_off(tmp_path):
 def test_csv_in_gb18030_and_default_coord_sys_warning(tmp_path):
     code = make_credit_code("330481", 42)
     path = tmp_path / "f.csv"
-    path.write_bytes(f"统一社会信用代码,企业名称,经度,纬度\n{code},海宁测试厂,120.6,30.45\n".encode("gb18030"))
+    path.write_bytes(
+        f"统一社会信用代码,企业名称,经度,纬度\n{code},海宁测试厂,120.6,30.45\n".encode("gb18030")
+    )
     problems = Problems()
     firms = io.read_enterprises(path, target_crs="EPSG:4549", problems=problems)
     assert firms["name"].iloc[0] == "海宁测试厂"
@@ -174,8 +195,10 @@ def test_csv_in_gb18030_and_default_coord_sys_warning(tmp_path):
 
 def test_overrides_chinese_actions(tmp_path):
     path = tmp_path / "o.csv"
-    path.write_text("统一社会信用代码,宗地代码,操作,备注\nA1,Z1,确认,ok\nA2,Z2,否决,\nA3,Z3,随便,\n",
-                    encoding="utf-8-sig")
+    path.write_text(
+        "统一社会信用代码,宗地代码,操作,备注\nA1,Z1,确认,ok\nA2,Z2,否决,\nA3,Z3,随便,\n",
+        encoding="utf-8-sig",
+    )
     problems = Problems()
     ov = io.read_overrides(path, problems=problems)
     assert ov["action"].tolist() == ["confirm", "reject"]

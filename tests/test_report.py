@@ -10,14 +10,27 @@ from mujun_geo.report import summary_tables, write_report
 
 @pytest.fixture
 def layers():
-    firms = pd.DataFrame({
-        "credit_code": ["X1", "X2", "X3"], "name": ["甲", "乙", "丙"], "tax_per_mu": [31.234, 8.5, None],
-        "rd_ratio": [0.031, 0.0, None], "grade": ["A", "D", ""], "eval_class": ["above", "below", "above"],
-        "match_status": ["matched", "matched", "unmatched"],
-    })
-    lowland = pd.DataFrame({"parcel_id": ["P1", "P2"], "area_mu": [12.0, 3.0],
-                            "lowland_reasons": ["vacant", "far_below_min;low_tax_per_mu"]})
-    rejects = pd.DataFrame({"source": ["e.xlsx"], "row": [5], "key": ["X9"], "reason": ["重复代码"]})
+    firms = pd.DataFrame(
+        {
+            "credit_code": ["X1", "X2", "X3"],
+            "name": ["甲", "乙", "丙"],
+            "tax_per_mu": [31.234, 8.5, None],
+            "rd_ratio": [0.031, 0.0, None],
+            "grade": ["A", "D", ""],
+            "eval_class": ["above", "below", "above"],
+            "match_status": ["matched", "matched", "unmatched"],
+        }
+    )
+    lowland = pd.DataFrame(
+        {
+            "parcel_id": ["P1", "P2"],
+            "area_mu": [12.0, 3.0],
+            "lowland_reasons": ["vacant", "far_below_min;low_tax_per_mu"],
+        }
+    )
+    rejects = pd.DataFrame(
+        {"source": ["e.xlsx"], "row": [5], "key": ["X9"], "reason": ["重复代码"]}
+    )
     return {"enterprises": firms, "lowland": lowland, "rejects": rejects}
 
 
@@ -49,14 +62,27 @@ def test_summary_counts(layers):
     assert low.loc["合计(去重)", "宗地数"] == 2
 
 
-@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed")
+@pytest.mark.skipif(
+    shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed"
+)
 def test_libreoffice_opens_the_report(tmp_path, layers):
     path = write_report(layers, tmp_path / "report.xlsx")
     res = subprocess.run(
-        ["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/lo",
-         "--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
-         "--outdir", str(tmp_path / "csv"), str(path)],
-        capture_output=True, text=True, timeout=180)
+        [
+            "soffice",
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation=file://{tmp_path}/lo",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+            "--outdir",
+            str(tmp_path / "csv"),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert res.returncode == 0, res.stderr
     out = sorted((tmp_path / "csv").glob("*.csv"))
     assert len(out) == 4  # one CSV per sheet: LibreOffice read every sheet

@@ -1,0 +1,436 @@
+"""The link rules of :mod:`mujun_geo.matching` (private; see that module for the rules table).
+
+Each rule works on positional arrays: ``fi`` indexes the enterprises, ``pj`` the parcels, and
+returns a *link frame* with columns :data:`LINK_COLS`. Everything is vectorised: pandas merges
+for codes and names, rapidfuzz ``cdist`` per county block for fuzzy names, one STRtree query for
+the points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+import geopandas as gpd
+import shapely
+from shapely import STRtree
+
+from mujun_geo._errors import SchemaError
+from mujun_geo._validate import Problems
+from mujun_geo.names import normalize_names
+
+__all__ = [
+    "LINK_COLS",
+    "clean_codes",
+    "code_rule",
+    "combine",
+    "join_groups",
+    "exact_name_rule",
+    "fuzzy_rule",
+    "nearest_rule",
+    "pairs",
+    "prepare_firms",
+    "prepare_parcels",
+    "split_rejected",
+    "within_rule",
+]
+
+LINK_COLS = ["fi", "pj", "method", "confidence", "evidence", "review"]
+RANK = {"manual": 0, "credit_code": 1, "name": 2, "within": 3, "nearest": 4}
+_SEP = r"[、;；,，]"  # several holders in one 权利人 field (共有)
+_FUZZY_BLOCK = 4_000_000  # score cells per rapidfuzz call (float32: 16 MB)
+
+
+def clean_codes(codes: pd.Series) -> pd.Series:
+    """Credit codes as compared: NFKC, upper case, no spaces; blank becomes ``<NA>``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> clean_codes(pd.Series([" ９１３３ab ", ""])).tolist()
+    ['9133AB', <NA>]
+    """
+    s = codes.astype("string").str.normalize("NFKC").str.upper()
+    s = s.str.replace(r"\s+", "", regex=True)
+    return s.mask(s.str.len() == 0)
+
+
+def text_col(df: pd.DataFrame, name: str) -> pd.Series:
+    """Column `name` as stripped strings (``<NA>`` if blank or absent), positional index."""
+    if name in df.columns:
+        s = df[name].astype("string").str.strip()
+        s = s.mask(s.str.len() == 0)
+    else:
+        s = pd.Series(pd.NA, index=df.index, dtype="string")
+    return s.reset_index(drop=True)
+
+
+def pairs(fi: object, pj: object, n_p: int) -> np.ndarray:
+    """Encode (firm, parcel) positions as one int64 for fast membership tests."""
+    return np.asarray(fi, dtype=np.int64) * max(n_p, 1) + np.asarray(pj, dtype=np.int64)
+
+
+def join_groups(values: pd.Series, by: np.ndarray, sep: str = ";") -> pd.Series:
+    """`sep`-join `values` per group `by`, in the given order; index = sorted group labels.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> join_groups(pd.Series(["b", "a", "c"]), [2, 1, 2]).to_dict()
+    {1: 'a', 2: 'b;c'}
+    """
+    by = np.asarray(by)
+    order = np.argsort(by, kind="stable")
+    vals, keys = values.to_numpy(dtype=object)[order], by[order]
+    labels, start = np.unique(keys, return_index=True)
+    end = np.append(start[1:], len(keys))
+    out = vals[start].copy()  # groups of one (most firms, most parcels) need no join
+    for k in np.flatnonzero(end - start > 1):
+        out[k] = sep.join(vals[start[k] : end[k]])
+    return pd.Series(out, index=labels, dtype=object)
+
+
+def link_frame(fi, pj, method: str, confidence, evidence, review="") -> pd.DataFrame:
+    """Build a link frame; scalars are broadcast."""
+    fi = np.asarray(fi, dtype=np.int64)
+    df = pd.DataFrame({"fi": fi, "pj": np.asarray(pj, dtype=np.int64)})
+    df["method"] = method
+    df["confidence"] = np.broadcast_to(np.asarray(confidence, dtype=float), len(fi)).copy()
+    for col, val in (("evidence", evidence), ("review", review)):
+        arr = np.asarray(val, dtype=object)
+        df[col] = np.broadcast_to(arr, len(fi)).copy() if arr.ndim == 0 else arr
+    return df[LINK_COLS]
+
+
+def split_rejected(links: pd.DataFrame, rejected: np.ndarray, n_p: int) -> tuple:
+    """Split a link frame into (kept, rejected-by-override) parts."""
+    hit = np.isin(pairs(links["fi"], links["pj"], n_p), rejected)
+    return links[~hit].reset_index(drop=True), links[hit].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs
+
+
+def prepare_firms(
+    enterprises: pd.DataFrame, problems: Problems, region_names: Mapping[str, str] | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Positional firm table (code, key, region, eligible, rejected, has_point) and points."""
+    n = len(enterprises)
+    code = clean_codes(enterprises["credit_code"]).reset_index(drop=True)
+    region = text_col(enterprises, "region_code")
+    names = text_col(enterprises, "name")
+    rejected = (
+        enterprises["rejected"].eq(True).to_numpy(dtype=bool)
+        if "rejected" in enterprises.columns
+        else np.zeros(n, dtype=bool)
+    )
+    if isinstance(enterprises, gpd.GeoDataFrame):
+        pts = np.asarray(enterprises.geometry.values, dtype=object)
+    else:
+        pts = np.full(n, None, dtype=object)
+    has_point = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+    bad = has_point & (shapely.get_type_id(pts) != 0) & ~rejected
+    if bad.any():
+        msg = (
+            f"`enterprises` geometries must be points; {int(bad.sum())} are not, index "
+            f"{list(enterprises.index[bad][:10])}. Use `.representative_point()` or the address."
+        )
+        raise SchemaError(msg)
+    eligible = ~rejected & code.notna().to_numpy()
+    missing = ~rejected & ~eligible
+    src = enterprises["src_row"].to_numpy() if "src_row" in enterprises else np.arange(1, n + 1)
+    problems.add(
+        "enterprises",
+        src[missing],
+        names[missing],
+        "missing_code",
+        "no credit_code: cannot be linked (links are keyed by credit_code)",
+    )
+    dup = code[eligible].duplicated(keep=False)
+    if dup.any():
+        codes = sorted(set(code[eligible][dup]))
+        msg = (
+            f"`enterprises` has duplicate credit_code values {codes[:10]}: match one year at a "
+            "time (filter `year`) or mark the duplicate rows `rejected`"
+        )
+        raise SchemaError(msg)
+    keys = normalize_names(names, region, region_names=region_names)
+    firms = pd.DataFrame(
+        {
+            "code": code,
+            "key": keys,
+            "region": region,
+            "eligible": eligible,
+            "rejected": rejected,
+            "has_point": has_point,
+        }
+    )
+    return firms, pts
+
+
+def prepare_parcels(
+    parcels: gpd.GeoDataFrame,
+    industrial_codes: Sequence[str],
+    problems: Problems,
+    region_names: Mapping[str, str] | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Positional parcel table, exploded holder names (with keys) and holder codes."""
+    pid = text_col(parcels, "parcel_id")
+    bad = pid.isna() | pid.duplicated(keep=False)
+    if bad.any():
+        msg = (
+            "`parcels.parcel_id` must be present and unique; offending values "
+            f"{sorted(set(pid[bad].fillna('<missing>')))[:10]}"
+        )
+        raise SchemaError(msg)
+    geom = np.asarray(parcels.geometry.values, dtype=object)
+    has_geom = ~(shapely.is_missing(geom) | shapely.is_empty(geom))
+    not_poly = has_geom & ~np.isin(shapely.get_type_id(geom), [3, 6])
+    if not_poly.any():
+        bad = list(parcels.index[not_poly][:10])
+        msg = f"`parcels` geometries must be polygons; not so at index {bad}"
+        raise SchemaError(msg)
+    src = parcels["src_row"].to_numpy() if "src_row" in parcels else np.arange(1, len(pid) + 1)
+    problems.add(
+        "parcels",
+        src[~has_geom],
+        pid[~has_geom],
+        "missing_geometry",
+        "parcel without geometry: area 0, only code/name links",
+    )
+    land_use = text_col(parcels, "land_use")
+    region = text_col(parcels, "region_code")
+    hname, hcode = text_col(parcels, "holder_name"), text_col(parcels, "holder_code")
+    pinfo = pd.DataFrame(
+        {
+            "pid": pid,
+            "land_use": land_use,
+            "region": region,
+            "industrial": land_use.isin([str(c).strip() for c in industrial_codes]).to_numpy(
+                dtype=bool, na_value=False
+            ),
+            "has_geom": has_geom,
+            "area": np.where(has_geom, np.nan_to_num(shapely.area(geom)), 0.0),
+            "holder": hname.fillna(hcode),
+        }
+    )
+    h = pd.DataFrame({"pj": np.arange(len(pid)), "hname": hname.str.split(_SEP), "hregion": region})
+    h = h.explode("hname", ignore_index=True)
+    h["hname"] = h["hname"].astype("string").str.strip()
+    h["hkey"] = normalize_names(h["hname"], h["hregion"], region_names=region_names)
+    c = pd.DataFrame({"pj": np.arange(len(pid)), "hcode": hcode.str.split(_SEP)})
+    c = c.explode("hcode", ignore_index=True)
+    c["hcode"] = clean_codes(c["hcode"])
+    c = c.dropna(subset=["hcode"]).drop_duplicates()
+    pinfo["has_code"] = np.isin(np.arange(len(pid)), c["pj"])
+    h = h.dropna(subset=["hkey"]).drop_duplicates(["pj", "hkey"])
+    h["has_code"] = pinfo["has_code"].to_numpy()[h["pj"]]
+    return pinfo, h.reset_index(drop=True), c.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# rules
+
+
+def code_rule(firms: pd.DataFrame, hcodes: pd.DataFrame) -> pd.DataFrame:
+    """Parcel holder_code equals firm credit_code."""
+    f = firms.loc[firms["eligible"], ["code"]].rename_axis("fi").reset_index()
+    m = hcodes.merge(f, left_on="hcode", right_on="code").drop_duplicates(["fi", "pj"])
+    return link_frame(
+        m["fi"], m["pj"], "credit_code", 1.0, ("信用代码相同: " + m["code"]).to_numpy()
+    )
+
+
+def exact_name_rule(firms, holders, code_pairs: np.ndarray, n_p: int, rejected) -> tuple:
+    """Normalised holder name equals normalised firm name (not across two known counties)."""
+    f = firms.loc[firms["eligible"] & firms["key"].notna(), ["key", "region"]]
+    m = holders.merge(f.rename_axis("fi").reset_index(), left_on="hkey", right_on="key")
+    both = m["hregion"].notna() & m["region"].notna()
+    cross = both.to_numpy() & (m["hregion"].fillna("") != m["region"].fillna("")).to_numpy()
+    m = m[~cross].drop_duplicates(["fi", "pj"]).reset_index(drop=True)
+    hit = np.isin(pairs(m["fi"], m["pj"], n_p), rejected)
+    rej = link_frame(
+        m["fi"][hit], m["pj"][hit], "name", 0.95, ("权利人名称相同: " + m["hname"][hit]).to_numpy()
+    )
+    m = m[~hit].reset_index(drop=True)
+    conflict = m["has_code"].to_numpy() & ~np.isin(pairs(m["fi"], m["pj"], n_p), code_pairs)
+    n_firms = m.groupby(["pj", "hkey"])["fi"].transform("nunique").to_numpy()
+    review = np.where(conflict, "名称相同但宗地权利人信用代码不同", "")
+    review = np.where((n_firms > 1) & ~conflict, "权利人名称对应多家企业", review)
+    ev = ("权利人名称相同: " + m["hname"]).to_numpy()
+    return link_frame(m["fi"], m["pj"], "name", 0.95, ev, review), rej
+
+
+def _fuzzy_block(fkeys, hkeys, threshold: float, region: str) -> pd.DataFrame:
+    """Best holder keys (ties kept) per firm key in one county, with their scores.
+
+    ``ratio = 200·LCS/(l1 + l2)`` can reach `threshold` only when the lengths are close, so each
+    firm-key length is compared with the holder keys of compatible length only.
+    """
+    fkeys, hkeys = np.asarray(fkeys, dtype=object), np.asarray(hkeys, dtype=object)
+    flen = pd.Series(fkeys, dtype=object).str.len().to_numpy()
+    hlen = pd.Series(hkeys, dtype=object).str.len().to_numpy()
+    parts = []
+    for n in np.unique(flen):
+        lo, hi = n * threshold / (200 - threshold) - 1e-9, n * (200 - threshold) / threshold + 1e-9
+        hsel = hkeys[(hlen >= lo) & (hlen <= hi)]
+        fsel = fkeys[flen == n]
+        if not len(hsel):
+            continue
+        step = max(1, _FUZZY_BLOCK // len(hsel))
+        for start in range(0, len(fsel), step):
+            chunk = fsel[start : start + step]
+            score = process.cdist(
+                chunk, hsel, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.float32, workers=-1
+            )
+            rows, cols = np.nonzero(score)  # the cutoff zeroes everything below the threshold
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "key": chunk[rows],
+                        "hkey": hsel[cols],
+                        "score": score[rows, cols].astype(float),
+                    }
+                )
+            )
+    z = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"key": [], "hkey": [], "score": []})
+    )
+    z = z[z["score"] == z.groupby("key")["score"].transform("max")]
+    return z.assign(region=region, ties=z.groupby("key")["hkey"].transform("size"))
+
+
+def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n_p: int) -> tuple:
+    """Best rapidfuzz ``ratio`` >= threshold, per county block, for firms still without links."""
+    empty = link_frame([], [], "name", [], [])
+    if threshold >= 100:
+        return empty, empty
+    ok = firms["eligible"] & firms["key"].notna() & firms["region"].notna()
+    f = firms[ok.to_numpy() & ~np.isin(np.arange(len(firms)), linked_fi)]
+    h = holders[holders["hregion"].notna().to_numpy() & ~holders["has_code"].to_numpy()]
+    h = h[~(h["hregion"] + "\x00" + h["hkey"]).isin(claimed).to_numpy()]
+    h_by_region = {r: g for r, g in h.groupby("hregion", sort=True)}
+    parts = []
+    for region, fg in f.groupby("region", sort=True):
+        hg = h_by_region.get(region)
+        if hg is not None:
+            parts.append(
+                _fuzzy_block(pd.unique(fg["key"]), pd.unique(hg["hkey"]), threshold, region)
+            )
+    if not parts:
+        return empty, empty
+    z = pd.concat(parts, ignore_index=True).astype(
+        {"key": "string", "hkey": "string", "region": "string"}
+    )
+    z = z.merge(f[["key", "region"]].rename_axis("fi").reset_index(), on=["key", "region"])
+    z = z.merge(
+        h[["pj", "hkey", "hname", "hregion"]],
+        left_on=["hkey", "region"],
+        right_on=["hkey", "hregion"],
+    )
+    z = z.sort_values(["fi", "pj", "score"], ascending=[True, True, False])
+    z = z.drop_duplicates(["fi", "pj"]).reset_index(drop=True)
+    hit = np.isin(pairs(z["fi"], z["pj"], n_p), rejected)
+    rej = link_frame(
+        z["fi"][hit], z["pj"][hit], "name", 0.6, ("权利人名称相似: " + z["hname"][hit]).to_numpy()
+    )
+    z = z[~hit].reset_index(drop=True)
+    conf = 0.6 + 0.3 * (z["score"] - threshold) / (100.0 - threshold)
+    n_firms = z.groupby(["pj", "hkey"])["fi"].transform("nunique").to_numpy()
+    review = np.where(z["ties"].to_numpy() > 1, "多个权利人名称同等相似", "")
+    review = np.where((n_firms > 1) & (review == ""), "权利人名称对应多家企业", review)
+    ev = ("权利人名称相似(" + z["score"].round(1).astype(str) + "): " + z["hname"]).to_numpy()
+    return link_frame(z["fi"], z["pj"], "name", conf.to_numpy(), ev, review), rej
+
+
+def within_rule(firms, pts, parcels: gpd.GeoDataFrame, pinfo, rejected, linked) -> tuple:
+    """Parcel covers the point; one parcel per point. Returns (links, rejected, covered)."""
+    n_p = len(pinfo)
+    idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
+    q = parcels.sindex.query(pts[idx], predicate="covered_by")
+    w = pd.DataFrame({"fi": idx[q[0]], "pj": q[1]})
+    covered = np.isin(np.arange(len(firms)), w["fi"])
+    hit = np.isin(pairs(w["fi"], w["pj"], n_p), rejected)
+    rej = link_frame(w["fi"][hit], w["pj"][hit], "within", 0.9, "点位于宗地内")
+    w = w[~hit]
+    pj = w["pj"].to_numpy()
+    w = w.assign(
+        interior=shapely.contains_properly(np.asarray(parcels.geometry.values)[pj], pts[w["fi"]]),
+        industrial=pinfo["industrial"].to_numpy()[pj],
+        area=pinfo["area"].to_numpy()[pj],
+        pid=pinfo["pid"].to_numpy()[pj],
+    )
+    w = w.sort_values(
+        ["fi", "interior", "industrial", "area", "pid"], ascending=[True, False, False, False, True]
+    )
+    w["n"] = w.groupby("fi")["pj"].transform("size")
+    w = w.drop_duplicates("fi").reset_index(drop=True)
+    holder = pinfo["holder"].iloc[w["pj"]].reset_index(drop=True)
+    known = holder.notna().to_numpy()
+    # the holder is another firm of the list: its code/name link points at this parcel
+    other = np.isin(w["pj"], linked[1]) & ~np.isin(pairs(w["fi"], w["pj"], n_p), linked[0])
+    ev = pd.Series(
+        np.where(known, "点位于宗地内; 权利人: " + holder.fillna(""), "点位于宗地内; 权利人未知")
+    )
+    ev = ev.where(~other, ev + " (名单内其他企业, 共租共用)")
+    tie = w["n"] > 1
+    ev = ev.where(
+        ~tie,
+        ev + "; 点在" + w["n"].astype(str) + "宗地边界/重叠处, 按内部>工业>面积大>代码小取此宗",
+    )
+    links = link_frame(w["fi"], w["pj"], "within", np.where(known, 0.8, 0.9), ev.to_numpy())
+    return links, rej, covered
+
+
+def industrial_tree(parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame) -> tuple:
+    """STRtree over the industrial parcels with geometry, and their positions."""
+    ind = np.flatnonzero(pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy())
+    return STRtree(np.asarray(parcels.geometry.values, dtype=object)[ind]), ind
+
+
+def nearest(tree, ind, pts, idx, pinfo, max_distance: float | None) -> pd.DataFrame:
+    """All nearest industrial parcels (ties included) of points ``pts[idx]``: fi, pj, d, pid."""
+    if len(ind) == 0 or len(idx) == 0:
+        return pd.DataFrame({"fi": [], "pj": [], "d": [], "pid": []}).astype({"fi": int, "pj": int})
+    q, dist = tree.query_nearest(
+        pts[idx], max_distance=max_distance, return_distance=True, all_matches=True
+    )
+    n = pd.DataFrame({"fi": idx[q[0]], "pj": ind[q[1]], "d": dist})
+    n["pid"] = pinfo["pid"].to_numpy()[n["pj"]]
+    return n
+
+
+def nearest_rule(tree, ind, pts, idx, pinfo, max_distance: float, rejected) -> tuple:
+    """Nearest industrial parcel within `max_distance`; ties: distance, then parcel_id."""
+    n = nearest(tree, ind, pts, idx, pinfo, max_distance)
+    hit = np.isin(pairs(n["fi"], n["pj"], len(pinfo)), rejected)
+    rej = link_frame(n["fi"][hit], n["pj"][hit], "nearest", 0.5, "最近工业宗地")
+    n = n[~hit].sort_values(["fi", "d", "pid"]).drop_duplicates("fi").reset_index(drop=True)
+    conf = 0.8 - 0.3 * (n["d"] / max_distance if max_distance > 0 else 0.0)
+    ev = ("点距最近工业宗地 " + n["d"].round(1).astype(str) + " m").to_numpy()
+    return link_frame(n["fi"], n["pj"], "nearest", np.asarray(conf, dtype=float), ev), rej
+
+
+def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
+    """One row per (firm, parcel): the most trusted method; evidence and review joined."""
+    links = pd.concat(frames, ignore_index=True)
+    links["rank"] = links["method"].map(RANK)
+    links = links.sort_values(["fi", "pj", "rank"], kind="stable").reset_index(drop=True)
+    dup = links.duplicated(["fi", "pj"], keep=False).to_numpy()
+    if dup.any():
+        d = links[dup]
+        key = pairs(d["fi"], d["pj"], n_p)
+        first = d.drop_duplicates(["fi", "pj"]).reset_index(drop=True)
+        fkey = pairs(first["fi"], first["pj"], n_p)
+        first["evidence"] = join_groups(d["evidence"], key, "; ").reindex(fkey).to_numpy()
+        has = (d["review"] != "").to_numpy()
+        review = join_groups(d["review"][has], key[has], "; ").reindex(fkey)
+        first["review"] = review.fillna("").to_numpy()
+        links = pd.concat([links[~dup], first], ignore_index=True)
+    return links.drop(columns="rank").sort_values(["fi", "pj"]).reset_index(drop=True)

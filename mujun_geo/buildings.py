@@ -1,0 +1,793 @@
+"""Floor area, 容积率 (FAR), 建筑系数 (coverage) and 配套用地 (ancillary share) per parcel.
+
+Rules (DOMAIN.md §4.3, 《工业项目建设用地控制指标》):
+
+* Floors of a building come from its ``floors`` column; else from ``height_m``
+  (:func:`floors_from_height`, rounded to the nearest storey, at least one); else from a
+  building-height raster (:func:`raster_heights`); else ``default_floors`` (1) with a
+  :class:`~mujun_geo._errors.DataWarning`.
+* A storey higher than ``tall_storey_m`` (8 m) counts ``tall_storey_factor`` (2) times toward
+  容积率. The storey height of a building is its ``storey_height_m`` column if given, else
+  its height divided by its floors. Buildings with floors but no height are never doubled.
+* Footprints are clipped to parcels (a building straddling two parcels is split by area).
+  Overlapping footprints on one parcel are counted once: coverage uses the union of the
+  footprints, and floor area counts every point of the parcel once, at the largest floor
+  count among the buildings covering it (``far_floor_area_m2`` likewise at the largest
+  counted floor count).
+* 建筑系数 here is building footprint / parcel area; 构筑物 and 堆场 are not in building
+  layers and are therefore not counted.
+* 配套用地 = footprint of buildings whose ``use`` is office or living; its floor share is their
+  floor area over all floor area. Caps: 7 % of land (national); the 2022 provincial work plan
+  (item 18) lets A/B firms with ≥ 50 亩 of existing industrial land outside industrial parks go
+  to 15 % of land and 30 % of floor area.
+
+All areas are in square metres of the layers' projected CRS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+import geopandas as gpd
+import shapely
+from pyproj import CRS
+
+from ._errors import CRSError, DataWarning, SchemaError
+from .units import M2_PER_MU
+
+__all__ = [
+    "building_floors",
+    "building_metrics",
+    "floors_from_height",
+    "raster_heights",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Pieces whose overlap is smaller than this (m²) are treated as merely touching.
+_OVERLAP_TOL_M2 = 1e-6
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def _check_pair_crs(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> None:
+    """Raise CRSError unless both layers share one projected CRS."""
+    for name, gdf in (("parcels", parcels), ("buildings", buildings)):
+        if gdf.crs is None:
+            msg = (
+                f"`{name}` has no CRS. Declare it with `{name}.set_crs(...)` (e.g. EPSG:4549) "
+                "or read it with mujun_geo.io, which asks for `--crs`."
+            )
+            raise CRSError(msg)
+    if not parcels.crs.equals(buildings.crs, ignore_axis_order=True):
+        msg = (
+            "`parcels` and `buildings` must share one CRS, but parcels are in "
+            f"{parcels.crs.to_string()!r} and buildings in {buildings.crs.to_string()!r}. "
+            "Reproject one of them first, e.g. `buildings = buildings.to_crs(parcels.crs)`."
+        )
+        raise CRSError(msg)
+    if not parcels.crs.is_projected:
+        msg = (
+            f"Areas need a projected CRS, but the layers are in {parcels.crs.to_string()!r} "
+            "(degrees). Project both first, e.g. `parcels.to_crs(parcels.estimate_utm_crs())` "
+            "or to the CGCS2000 Gauss-Krüger zone of the county (EPSG:4548/4549/4550)."
+        )
+        raise CRSError(msg)
+
+
+def _valid_geoms(gdf: gpd.GeoDataFrame, name: str) -> np.ndarray:
+    """Geometry array with invalid geometries repaired by ``make_valid`` (with a warning)."""
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    present = ~shapely.is_missing(geoms)
+    invalid = present & ~shapely.is_valid(geoms)
+    if invalid.any():
+        labels = list(gdf.index[invalid][:10])
+        msg = (
+            f"{int(invalid.sum())} {name} geometries are invalid (index {labels}); they were "
+            "repaired with shapely.make_valid. Fix them at the source (QGIS: Fix geometries) "
+            "to be sure of their areas."
+        )
+        warnings.warn(msg, DataWarning, stacklevel=3)
+        geoms = geoms.copy()
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    return geoms
+
+
+def _num(df: pd.DataFrame, col: str) -> np.ndarray:
+    """Column as float array (NaN where absent or non-numeric)."""
+    if col not in df.columns:
+        return np.full(len(df), np.nan)
+    values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.array(values, dtype=float)  # writable copy (pandas 3 hands out read-only views)
+
+
+# --------------------------------------------------------------------------------------
+# floors
+# --------------------------------------------------------------------------------------
+def floors_from_height(
+    height_m: pd.Series | Sequence[float] | np.ndarray | float,
+    *,
+    storey_height_m: float | pd.Series | np.ndarray = 3.5,
+) -> pd.Series:
+    """Estimate the number of storeys from a building height.
+
+    ``floors = max(1, round(height_m / storey_height_m))``, rounding halves up. Unlike
+    momepy's ``height // 3`` a 2.9 m shed has one floor, not zero. Missing, zero or
+    negative heights give NaN.
+
+    Parameters
+    ----------
+    height_m
+        Building heights in metres.
+    storey_height_m
+        Assumed storey height in metres (default 3.5 m, between a 3 m dwelling storey and
+        a 4–5 m workshop storey); a scalar or one value per building.
+
+    Returns
+    -------
+    pandas.Series
+        ``floors`` (float), with the index of ``height_m`` if it is a Series.
+
+    Examples
+    --------
+    >>> floors_from_height([2.9, 10.4, 5.25, 0.0]).tolist()
+    [1.0, 3.0, 2.0, nan]
+    >>> floors_from_height([12.0], storey_height_m=4.5).tolist()
+    [3.0]
+    """
+    index = height_m.index if isinstance(height_m, pd.Series) else None
+    h = np.atleast_1d(pd.to_numeric(pd.Series(height_m), errors="coerce").to_numpy(dtype=float))
+    s = np.broadcast_to(np.asarray(storey_height_m, dtype=float), h.shape)
+    if np.any(s[np.isfinite(s)] <= 0):
+        msg = f"`storey_height_m` must be positive metres, got {storey_height_m!r}."
+        raise ValueError(msg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        floors = np.maximum(np.floor(h / s + 0.5), 1.0)
+    floors[~(h > 0) | ~np.isfinite(floors)] = np.nan
+    return pd.Series(floors, index=index, name="floors")
+
+
+def building_floors(
+    buildings: gpd.GeoDataFrame | pd.DataFrame,
+    *,
+    storey_height_m: float = 3.5,
+    tall_storey_m: float = 8.0,
+    tall_storey_factor: float = 2.0,
+    height_raster: str | os.PathLike[str] | Any | None = None,
+    raster_band: int = 1,
+    default_floors: float = 1.0,
+) -> pd.DataFrame:
+    """Floors and 容积率-counted floors of each building.
+
+    Parameters
+    ----------
+    buildings
+        Buildings with optional ``floors``, ``height_m`` and ``storey_height_m`` columns.
+    storey_height_m
+        Storey height in metres assumed when floors come from a height (default 3.5 m).
+        A building's own ``storey_height_m`` column wins where given.
+    tall_storey_m
+        Storeys higher than this (metres, default 8.0) count ``tall_storey_factor`` times.
+    tall_storey_factor
+        Multiplier for tall storeys (default 2.0).
+    height_raster
+        Optional building-height raster (nDSM GeoTIFF path or open rasterio dataset) used
+        for buildings with neither floors nor height; see :func:`raster_heights`.
+    raster_band
+        Band of ``height_raster`` holding heights in metres (default 1).
+    default_floors
+        Floors assumed for buildings without any floor or height information (default 1);
+        they are reported with a :class:`~mujun_geo._errors.DataWarning`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index of ``buildings``; columns ``floors``, ``floors_source`` (``floors`` /
+        ``height_m`` / ``raster`` / ``default``), ``height_m`` (given or from the raster),
+        ``storey_height_m`` (NaN when unknown), ``tall_storey`` (bool) and
+        ``counted_floors`` (floors × factor for tall storeys).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> b = pd.DataFrame({"floors": [1, None, 3], "height_m": [12.0, 10.4, None]})
+    >>> building_floors(b)[["floors", "floors_source", "counted_floors"]]
+       floors floors_source  counted_floors
+    0     1.0        floors             2.0
+    1     3.0      height_m             3.0
+    2     3.0        floors             3.0
+    """
+    if not default_floors > 0:
+        msg = f"`default_floors` must be a positive number of floors, got {default_floors!r}."
+        raise ValueError(msg)
+    if not tall_storey_factor >= 1:
+        msg = f"`tall_storey_factor` must be at least 1, got {tall_storey_factor!r}."
+        raise ValueError(msg)
+    n = len(buildings)
+    floors = _num(buildings, "floors")
+    height = _num(buildings, "height_m")
+    own_storey = _num(buildings, "storey_height_m")
+    own_storey[~(own_storey > 0)] = np.nan
+    floors[~(floors > 0)] = np.nan
+    height[~(height > 0)] = np.nan
+    source = np.full(n, "floors", dtype=object)
+    assumed = np.where(np.isnan(own_storey), storey_height_m, own_storey)
+
+    # STEP 1: floors from the height column
+    need = np.isnan(floors)
+    from_h = need & ~np.isnan(height)
+    floors[from_h] = floors_from_height(height[from_h], storey_height_m=assumed[from_h]).to_numpy()
+    source[from_h] = "height_m"
+
+    # STEP 2: floors from the height raster
+    need = np.isnan(floors)
+    if height_raster is not None and need.any():
+        if not isinstance(buildings, gpd.GeoDataFrame):
+            msg = "`height_raster` needs `buildings` as a GeoDataFrame with footprints."
+            raise SchemaError(msg)
+        rh = raster_heights(buildings[need], height_raster, band=raster_band).to_numpy()
+        ok = ~np.isnan(rh) & (rh > 0)
+        idx = np.flatnonzero(need)[ok]
+        height[idx] = rh[ok]
+        floors[idx] = floors_from_height(rh[ok], storey_height_m=assumed[idx]).to_numpy()
+        source[idx] = "raster"
+
+    # STEP 3: nothing known -> default floors, reported
+    need = np.isnan(floors)
+    if need.any():
+        labels = list(buildings.index[need][:10])
+        msg = (
+            f"{int(need.sum())} buildings have no floors, height or raster height (index "
+            f"{labels}); they count as {default_floors:g} floor(s). Fill `floors` or "
+            "`height_m`, or pass `height_raster`."
+        )
+        warnings.warn(msg, DataWarning, stacklevel=2)
+        floors[need] = default_floors
+        source[need] = "default"
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        storey = np.where(np.isnan(own_storey), height / floors, own_storey)
+    tall = storey > tall_storey_m
+    counted = np.where(tall, floors * tall_storey_factor, floors)
+    out = pd.DataFrame(
+        {
+            "floors": floors,
+            "floors_source": pd.Series(source, index=buildings.index, dtype="str"),
+            "height_m": height,
+            "storey_height_m": storey,
+            "tall_storey": tall,
+            "counted_floors": counted,
+        },
+        index=buildings.index,
+    )
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# raster heights
+# --------------------------------------------------------------------------------------
+def raster_heights(
+    buildings: gpd.GeoDataFrame,
+    raster: str | os.PathLike[str] | Any,
+    *,
+    band: int = 1,
+    min_valid_fraction: float = 0.5,
+    max_cells_per_chunk: int = 1_000_000,
+) -> pd.Series:
+    """Mean raster height under each footprint, weighted by exact cell coverage.
+
+    Each raster cell counts with the exact fraction of its area that the footprint
+    covers (computed analytically from the footprint's edges, as exactextract does), so
+    footprints of a few cells are not mis-sampled as they are by cell-centre sampling.
+    Nodata cells are left out. Buildings are processed in Hilbert-curve order, one raster
+    window per chunk.
+
+    Parameters
+    ----------
+    buildings
+        Footprints, in the raster's CRS.
+    raster
+        Path of a single-band height raster (nDSM, metres above ground) readable by
+        rasterio, or an open ``rasterio`` dataset. Needs a north-up (unrotated) grid.
+    band
+        Band number holding heights (default 1).
+    min_valid_fraction
+        Share of the footprint that valid cells must cover, else NaN (default 0.5).
+    max_cells_per_chunk
+        Cell–footprint pairs handled at once; bounds memory (default one million).
+
+    Returns
+    -------
+    pandas.Series
+        ``height_m`` per building (index of ``buildings``), NaN outside the raster.
+
+    Raises
+    ------
+    CRSError
+        If the raster and the buildings are in different CRSs.
+    ImportError
+        If rasterio is not installed.
+
+    Examples
+    --------
+    >>> import numpy as np, geopandas as gpd, shapely
+    >>> from rasterio.io import MemoryFile
+    >>> from affine import Affine
+    >>> data = np.array([[9.0, 3.0], [0.0, 0.0]], dtype="float32")  # 1 m cells
+    >>> prof = dict(driver="GTiff", width=2, height=2, count=1, dtype="float32",
+    ...             crs="EPSG:4549", transform=Affine(1, 0, 0, 0, -1, 2))
+    >>> with MemoryFile() as mem:
+    ...     with mem.open(**prof) as dst:
+    ...         dst.write(data, 1)
+    ...     b = gpd.GeoDataFrame(geometry=[shapely.box(0, 1, 1.5, 2)], crs=4549)
+    ...     with mem.open() as src:
+    ...         raster_heights(b, src).round(3).tolist()  # (1*9 + 0.5*3) / 1.5
+    [7.0]
+    """
+    try:
+        import rasterio
+        from rasterio.windows import Window
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        msg = 'raster_heights needs rasterio: pip install "mujun_geo[raster]"'
+        raise ImportError(msg) from err
+
+    if isinstance(raster, str | os.PathLike):
+        with rasterio.open(raster) as src:
+            return raster_heights(
+                buildings,
+                src,
+                band=band,
+                min_valid_fraction=min_valid_fraction,
+                max_cells_per_chunk=max_cells_per_chunk,
+            )
+    src = raster
+    if buildings.crs is None or src.crs is None:
+        msg = (
+            "Both `buildings` and the height raster need a CRS; set it with "
+            "`buildings.set_crs(...)` or `gdal_edit.py -a_srs EPSG:xxxx raster.tif`."
+        )
+        raise CRSError(msg)
+    rcrs = CRS.from_user_input(src.crs.to_wkt())
+    if not rcrs.equals(buildings.crs, ignore_axis_order=True):
+        msg = (
+            f"The height raster is in {rcrs.to_string()!r} but `buildings` in "
+            f"{buildings.crs.to_string()!r}. Reproject the buildings "
+            "(`buildings.to_crs(raster_crs)`) or warp the raster (`gdalwarp -t_srs`)."
+        )
+        raise CRSError(msg)
+    t = src.transform
+    if t.b != 0 or t.d != 0:
+        msg = "The height raster is rotated; warp it to a north-up grid with `gdalwarp` first."
+        raise ValueError(msg)
+
+    out = np.full(len(buildings), np.nan)
+    geoms = np.asarray(buildings.geometry.values, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not ok.any():
+        return pd.Series(out, index=buildings.index, name="height_m")
+    cell_area = abs(t.a * t.e)
+
+    # STEP 1: cell ranges of each footprint's bounding box, clipped to the raster
+    b = shapely.bounds(geoms[ok])
+    c_a = (b[:, 0] - t.c) / t.a
+    c_b = (b[:, 2] - t.c) / t.a
+    r_a = (b[:, 1] - t.f) / t.e
+    r_b = (b[:, 3] - t.f) / t.e
+    col0 = np.clip(np.floor(np.minimum(c_a, c_b)), 0, src.width).astype(np.int64)
+    col1 = np.clip(np.ceil(np.maximum(c_a, c_b)), 0, src.width).astype(np.int64)
+    row0 = np.clip(np.floor(np.minimum(r_a, r_b)), 0, src.height).astype(np.int64)
+    row1 = np.clip(np.ceil(np.maximum(r_a, r_b)), 0, src.height).astype(np.int64)
+    ncol = col1 - col0
+    ncell = ncol * (row1 - row0)
+
+    # STEP 2: chunks of nearby buildings (Hilbert order) bounded by cell count
+    pos = np.flatnonzero(ok)
+    polys = geoms[pos]
+    order = np.argsort(gpd.GeoSeries(polys).hilbert_distance().to_numpy(), kind="stable")
+    order = order[ncell[order] > 0]
+    csum = np.cumsum(ncell[order])
+    chunk_id = (csum - 1) // max(int(max_cells_per_chunk), 1)
+    for cid in np.unique(chunk_id):
+        sel = order[chunk_id == cid]
+        wr0, wr1 = int(row0[sel].min()), int(row1[sel].max())
+        wc0, wc1 = int(col0[sel].min()), int(col1[sel].max())
+        arr = src.read(band, window=Window(wc0, wr0, wc1 - wc0, wr1 - wr0), masked=True)
+        vals = np.ma.getdata(arr).astype(float)
+        valid = ~np.ma.getmaskarray(arr) & np.isfinite(vals)
+
+        # STEP 3: exact covered fraction of every candidate cell of every footprint
+        n = ncell[sel]
+        owner = np.repeat(np.arange(len(sel)), n)
+        k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        rows = row0[sel][owner] + k // ncol[sel][owner]
+        cols = col0[sel][owner] + k % ncol[sel][owner]
+        frac = _cell_fractions(
+            polys[sel],
+            t,
+            col0=col0[sel],
+            row0=row0[sel],
+            ncol=ncol[sel],
+            nrow=row1[sel] - row0[sel],
+        )
+        good = valid[rows - wr0, cols - wc0] & (frac > 0)
+        v = np.where(good, vals[rows - wr0, cols - wc0], 0.0)
+        w = np.where(good, frac, 0.0)
+        num = np.bincount(owner, weights=w * v, minlength=len(sel))
+        den = np.bincount(owner, weights=w, minlength=len(sel))
+        fp_area = shapely.area(polys[sel])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = num / den
+        enough = den * cell_area >= min_valid_fraction * fp_area
+        out[pos[sel]] = np.where(enough & (den > 0), mean, np.nan)
+    return pd.Series(out, index=buildings.index, name="height_m")
+
+
+def _cell_fractions(
+    polys: np.ndarray,
+    t: Any,
+    *,
+    col0: np.ndarray,
+    row0: np.ndarray,
+    ncol: np.ndarray,
+    nrow: np.ndarray,
+) -> np.ndarray:
+    """Covered fraction of each cell of each footprint's window, computed exactly.
+
+    Works in pixel space (column X, row Y; cell (r, c) = [c, c+1] × [r, r+1]). By Green's
+    theorem the area of a counter-clockwise polygon inside a cell is
+    Σ_edges −∫ clamp(y(x) − r, 0, 1) dx over the edge's x-range within the column, and
+    the mean of a clamped linear ramp has a closed form, so each (edge, column, row)
+    triple costs a few numpy operations. Returns the fractions in window order: for
+    footprint i, row-major over its ``nrow[i] × ncol[i]`` cells starting at ``row0, col0``.
+    """
+    start = np.cumsum(ncol * nrow) - ncol * nrow
+    total = int((ncol * nrow).sum())
+    # STEP 1: edges of the oriented rings, in pixel coordinates
+    parts, part_of = shapely.get_parts(shapely.orient_polygons(polys), return_index=True)
+    is_poly = shapely.get_type_id(parts) == 3
+    parts, part_of = parts[is_poly], part_of[is_poly]
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    xy, vert_ring = shapely.get_coordinates(rings, return_index=True)
+    same = vert_ring[1:] == vert_ring[:-1]
+    owner = part_of[ring_of[vert_ring[:-1][same]]]
+    x1 = (xy[:-1, 0][same] - t.c) / t.a
+    x2 = (xy[1:, 0][same] - t.c) / t.a
+    y1 = (xy[:-1, 1][same] - t.f) / t.e
+    y2 = (xy[1:, 1][same] - t.f) / t.e
+    # map-space counter-clockwise rings flip in pixel space when a·e < 0
+    sign = -np.sign(x2 - x1) * np.sign(t.a * t.e)
+    steep = x1 != x2
+    owner, x1, x2, y1, y2, sign = (a[steep] for a in (owner, x1, x2, y1, y2, sign))
+    xl, xr = np.minimum(x1, x2), np.maximum(x1, x2)
+
+    # STEP 2: (edge, column) pairs within the window, with the edge's ends in the column
+    j0 = np.maximum(np.floor(xl), col0[owner]).astype(np.int64)
+    j1 = np.minimum(np.ceil(xr), col0[owner] + ncol[owner]).astype(np.int64)
+    nj = np.clip(j1 - j0, 0, None)
+    e = np.repeat(np.arange(len(owner)), nj)
+    j = j0[e] + np.arange(int(nj.sum())) - np.repeat(np.cumsum(nj) - nj, nj)
+    xa, xb = np.maximum(xl[e], j), np.minimum(xr[e], j + 1)
+    slope = (y2[e] - y1[e]) / (x2[e] - x1[e])
+    ya, yb = y1[e] + (xa - x1[e]) * slope, y1[e] + (xb - x1[e]) * slope
+    width = xb - xa
+
+    # STEP 3: (edge, column, row) triples for rows the edge does not lie wholly above
+    b = owner[e]
+    r_hi = np.minimum(np.floor(np.maximum(ya, yb)), row0[b] + nrow[b] - 1).astype(np.int64)
+    nr = np.clip(r_hi - row0[b] + 1, 0, None) * (width > 0)
+    q = np.repeat(np.arange(len(e)), nr)
+    r = row0[b][q] + np.arange(int(nr.sum())) - np.repeat(np.cumsum(nr) - nr, nr)
+    u, v = ya[q] - r, yb[q] - r
+
+    def ramp(y: np.ndarray) -> np.ndarray:  # ∫ clamp(s, 0, 1) ds from −∞ to y
+        return np.where(y <= 0, 0.0, np.where(y >= 1, y - 0.5, 0.5 * y * y))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(
+            np.abs(v - u) < 1e-6,
+            np.clip(0.5 * (u + v), 0.0, 1.0),
+            (ramp(v) - ramp(u)) / (v - u),
+        )
+    contrib = sign[e][q] * width[q] * mean
+    cell = start[b[q]] + (r - row0[b[q]]) * ncol[b[q]] + (j[q] - col0[b[q]])
+    return np.clip(np.bincount(cell, weights=contrib, minlength=total), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# stacked areas
+# --------------------------------------------------------------------------------------
+def _overlap_edges(geoms: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Return pairs (2, n) of pieces of one group that overlap with positive area."""
+    if len(geoms) < 2:
+        return np.empty((2, 0), dtype=np.int64)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = (left < right) & (group[left] == group[right])
+    left, right = left[keep], right[keep]
+    inter = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    ok = inter > _OVERLAP_TOL_M2
+    return np.vstack([left[ok], right[ok]])
+
+
+def _union_area_by_key(geoms: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Area of the union of the geometries of each key 0..k-1 (keys dense integers).
+
+    Keys are bucketed by member count (powers of two) and each bucket is unioned at once
+    with ``shapely.union_all(axis=1)`` over a None-padded matrix.
+    """
+    order = np.argsort(keys, kind="stable")
+    _, start, count = np.unique(keys[order], return_index=True, return_counts=True)
+    out = np.empty(len(count))
+    bucket = np.ceil(np.log2(count)).astype(int)
+    for b in np.unique(bucket):
+        sel = np.flatnonzero(bucket == b)
+        n = count[sel]
+        rows = np.repeat(np.arange(len(sel)), n)
+        cols = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        mat = np.full((len(sel), int(n.max())), None, dtype=object)
+        mat[rows, cols] = geoms[order[np.repeat(start[sel], n) + cols]]
+        out[sel] = shapely.area(shapely.union_all(mat, axis=1))
+    return out
+
+
+def _stacked_area(
+    geoms: np.ndarray,
+    area: np.ndarray,
+    group: np.ndarray,
+    weight: np.ndarray,
+    edges: np.ndarray,
+    subset: np.ndarray | None = None,
+) -> pd.Series:
+    """Σ over each group of ∫ max(weight) over the union of its pieces.
+
+    Pieces are split into clusters of mutually overlapping pieces (connected components
+    of ``edges``). A lone piece adds ``area × weight``; a cluster adds
+    Σ_k (w_k − w_{k−1}) × area(union of its pieces with weight ≥ w_k) over its distinct
+    weights w_1 < w_2 < …. ``subset`` (bool mask) restricts the pieces used.
+    """
+    if subset is None:
+        subset = np.ones(len(geoms), dtype=bool)
+    n = len(geoms)
+    e = edges[:, subset[edges[0]] & subset[edges[1]]]
+    graph = coo_matrix((np.ones(e.shape[1]), (e[0], e[1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    size = np.bincount(label, weights=subset.astype(float))
+    lone = subset & (size[label] == 1)
+    simple = pd.Series(area[lone] * weight[lone]).groupby(group[lone]).sum()
+    multi = subset & ~lone
+    if not multi.any():
+        return simple
+    sub = pd.DataFrame({"c": label[multi], "g": group[multi], "w": weight[multi]})
+    sub["i"] = np.flatnonzero(multi)
+    levels = sub[["c", "w"]].drop_duplicates().sort_values(["c", "w"])
+    levels["dw"] = levels["w"] - levels.groupby("c")["w"].shift(fill_value=0.0)
+    pairs = sub.merge(levels.rename(columns={"w": "level"}), on="c")
+    pairs = pairs[pairs["w"] >= pairs["level"]]
+    pairs["key"] = pairs.groupby(["c", "level"]).ngroup()
+    union_area = _union_area_by_key(geoms[pairs["i"].to_numpy()], pairs["key"].to_numpy())
+    per_key = pairs.drop_duplicates("key").sort_values("key")
+    stacked = (
+        pd.Series(union_area * per_key["dw"].to_numpy()).groupby(per_key["g"].to_numpy()).sum()
+    )
+    return pd.concat([simple, stacked]).groupby(level=0).sum()
+
+
+# --------------------------------------------------------------------------------------
+# parcel metrics
+# --------------------------------------------------------------------------------------
+def building_metrics(
+    parcels: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    *,
+    storey_height_m: float = 3.5,
+    tall_storey_m: float = 8.0,
+    tall_storey_factor: float = 2.0,
+    height_raster: str | os.PathLike[str] | Any | None = None,
+    raster_band: int = 1,
+    default_floors: float = 1.0,
+    ancillary_uses: Sequence[str] = ("office", "living"),
+    ancillary_cap_land: float = 0.07,
+    ancillary_cap_floor: float | None = None,
+    raised_cap_land: float = 0.15,
+    raised_cap_floor: float | None = 0.30,
+    raised_cap_grades: Sequence[str] = ("A", "B"),
+    raised_cap_min_mu: float = 50.0,
+    raised_cap_outside_parks_only: bool = True,
+    min_piece_m2: float = 1.0,
+) -> pd.DataFrame:
+    """Floor area, 容积率, 建筑系数 and 配套用地 share of each parcel.
+
+    Parameters
+    ----------
+    parcels
+        Parcel polygons. Optional columns ``grade`` (A/B/C/D of the firm on it),
+        ``in_park`` (bool; missing means unknown) and ``area_mu`` decide the ancillary caps.
+    buildings
+        Building footprints with ``floors`` / ``height_m`` / ``storey_height_m`` / ``use``
+        (see :func:`building_floors`). Must share the parcels' projected CRS.
+    storey_height_m, tall_storey_m, tall_storey_factor, height_raster, raster_band, default_floors
+        Passed to :func:`building_floors` (defaults 3.5 m, 8.0 m, 2.0, None, 1, 1 floor).
+    ancillary_uses
+        ``use`` values counted as 行政办公及生活服务设施 (default office and living).
+    ancillary_cap_land
+        Cap on ancillary footprint / parcel area (default 0.07, national indicator).
+    ancillary_cap_floor
+        Cap on ancillary floor area / total floor area (default None: no national cap).
+    raised_cap_land, raised_cap_floor
+        Caps for parcels that qualify for the raise (default 0.15 and 0.30).
+    raised_cap_grades
+        Firm grades that qualify (default A and B).
+    raised_cap_min_mu
+        Minimum parcel area in 亩 that qualifies (default 50, inclusive: "50亩以上").
+    raised_cap_outside_parks_only
+        Require ``in_park`` to be False (default True). Parcels with unknown park
+        membership keep the ordinary caps.
+    min_piece_m2
+        A building counts in ``n_buildings`` of a parcel when at least this many m² of it lie
+        on the parcel (default 1 m²), so digitising slivers are not counted. Areas always
+        use every piece.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index of ``parcels``; columns ``floor_area_m2`` (actual GFA), ``far_floor_area_m2``
+        (counted with the tall-storey rule), ``far``, ``coverage``, ``footprint_m2``,
+        ``ancillary_land_m2``, ``ancillary_floor_m2``, ``ancillary_land_share``,
+        ``ancillary_floor_share`` (NaN without floor area), ``ancillary_cap_land``,
+        ``ancillary_cap_floor`` (NaN when none), ``ancillary_over_cap`` and
+        ``n_buildings``. Ancillary figures are NaN when buildings have no ``use`` column.
+
+    Raises
+    ------
+    CRSError
+        If a layer has no CRS, the CRSs differ, or they are geographic.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1"]},
+    ...                            geometry=[shapely.box(0, 0, 100, 100)], crs=4549)
+    >>> buildings = gpd.GeoDataFrame(
+    ...     {"floors": [3, 1], "height_m": [12.0, 12.0], "use": ["production", "office"]},
+    ...     geometry=[shapely.box(0, 0, 40, 50), shapely.box(50, 50, 60, 60)], crs=4549)
+    >>> m = building_metrics(parcels, buildings)
+    >>> m[["floor_area_m2", "far_floor_area_m2", "far", "coverage"]]
+       floor_area_m2  far_floor_area_m2   far  coverage
+    0         6100.0             6200.0  0.62      0.21
+    >>> m[["ancillary_land_share", "ancillary_cap_land", "ancillary_over_cap"]]
+       ancillary_land_share  ancillary_cap_land  ancillary_over_cap
+    0                  0.01                0.07               False
+    """
+    _check_pair_crs(parcels, buildings)
+    if not (storey_height_m > 0 and tall_storey_m > 0):
+        msg = "`storey_height_m` and `tall_storey_m` must be positive numbers of metres."
+        raise ValueError(msg)
+    pgeoms = _valid_geoms(parcels, "parcel")
+    bgeoms = _valid_geoms(buildings, "building")
+    fixed = buildings.copy()
+    fixed[buildings.geometry.name] = gpd.GeoSeries(bgeoms, index=buildings.index, crs=buildings.crs)
+    fl = building_floors(
+        fixed,
+        storey_height_m=storey_height_m,
+        tall_storey_m=tall_storey_m,
+        tall_storey_factor=tall_storey_factor,
+        height_raster=height_raster,
+        raster_band=raster_band,
+        default_floors=default_floors,
+    )
+
+    # STEP 1: clip footprints to parcels (STRtree pairs, vectorised intersection)
+    tree = shapely.STRtree(pgeoms)
+    bi, pi = tree.query(bgeoms, predicate="intersects")
+    pieces = shapely.intersection(bgeoms[bi], pgeoms[pi])
+    area = shapely.area(pieces)
+    keep = area > 0
+    bi, pi, pieces, area = bi[keep], pi[keep], pieces[keep], area[keep]
+    logger.debug("%d building pieces on %d parcels", len(pieces), len(np.unique(pi)))
+    outside = len(buildings) - len(np.unique(bi))
+    if outside:
+        logger.info("%d buildings lie on no parcel and are not counted", outside)
+
+    floors = fl["floors"].to_numpy()[bi]
+    counted = fl["counted_floors"].to_numpy()[bi]
+    edges = _overlap_edges(pieces, pi)
+    ones = np.ones(len(pieces))
+
+    def per_parcel(s: pd.Series) -> np.ndarray:
+        return s.reindex(np.arange(len(parcels)), fill_value=0.0).to_numpy(dtype=float)
+
+    # STEP 2: footprint (union) and floor areas with overlaps counted once
+    footprint = per_parcel(_stacked_area(pieces, area, pi, ones, edges))
+    floor_area = per_parcel(_stacked_area(pieces, area, pi, floors, edges))
+    far_floor_area = per_parcel(_stacked_area(pieces, area, pi, counted, edges))
+    n_buildings = np.bincount(pi[area >= min_piece_m2], minlength=len(parcels))
+
+    parcel_area = shapely.area(pgeoms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        parcel_area = np.where(parcel_area > 0, parcel_area, np.nan)
+        out = pd.DataFrame(
+            {
+                "floor_area_m2": floor_area,
+                "far_floor_area_m2": far_floor_area,
+                "far": far_floor_area / parcel_area,
+                "coverage": footprint / parcel_area,
+                "footprint_m2": footprint,
+            },
+            index=parcels.index,
+        )
+
+    # STEP 3: ancillary (office + living) land and floor area against caps
+    if "use" in buildings.columns:
+        uses = buildings["use"].astype("str").str.strip().str.lower().to_numpy()
+        anc = np.isin(uses[bi], [u.lower() for u in ancillary_uses])
+        anc_land = per_parcel(_stacked_area(pieces, area, pi, ones, edges, subset=anc))
+        anc_floor = per_parcel(_stacked_area(pieces, area, pi, floors, edges, subset=anc))
+    else:
+        logger.info("buildings have no `use` column: ancillary shares are left empty")
+        anc_land = anc_floor = np.full(len(parcels), np.nan)
+    cap_land, cap_floor = _ancillary_caps(
+        parcels,
+        parcel_area=parcel_area,
+        base=(ancillary_cap_land, ancillary_cap_floor),
+        raised=(raised_cap_land, raised_cap_floor),
+        grades=raised_cap_grades,
+        min_mu=raised_cap_min_mu,
+        outside_parks_only=raised_cap_outside_parks_only,
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        land_share = anc_land / parcel_area
+        floor_share = np.where(floor_area > 0, anc_floor / floor_area, np.nan)
+    out["ancillary_land_m2"] = anc_land
+    out["ancillary_floor_m2"] = anc_floor
+    out["ancillary_land_share"] = land_share
+    out["ancillary_floor_share"] = floor_share
+    out["ancillary_cap_land"] = cap_land
+    out["ancillary_cap_floor"] = cap_floor
+    out["ancillary_over_cap"] = (land_share > cap_land) | (floor_share > cap_floor)
+    out["n_buildings"] = n_buildings.astype("int64")
+    return out
+
+
+def _ancillary_caps(
+    parcels: pd.DataFrame,
+    *,
+    parcel_area: np.ndarray,
+    base: tuple[float, float | None],
+    raised: tuple[float, float | None],
+    grades: Sequence[str],
+    min_mu: float,
+    outside_parks_only: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-parcel caps (land, floor); NaN means no cap."""
+    n = len(parcels)
+    if "grade" in parcels.columns:
+        grade = parcels["grade"].astype("str").str.strip().str.upper()
+        qualifies = grade.isin([g.upper() for g in grades]).to_numpy()
+    else:
+        qualifies = np.zeros(n, dtype=bool)
+    area_mu = _num(parcels, "area_mu")
+    area_mu = np.where(np.isnan(area_mu), parcel_area / M2_PER_MU, area_mu)
+    qualifies = qualifies & (area_mu >= min_mu)
+    if outside_parks_only:
+        if "in_park" in parcels.columns:
+            in_park = parcels["in_park"]
+            outside = in_park.notna().to_numpy() & ~in_park.fillna(True).astype(bool).to_numpy()
+        else:
+            outside = np.zeros(n, dtype=bool)
+        qualifies = qualifies & outside
+
+    def cap(value: float | None) -> float:
+        return np.nan if value is None else float(value)
+
+    land = np.where(qualifies, cap(raised[0]), cap(base[0]))
+    floor = np.where(qualifies, cap(raised[1]), cap(base[1]))
+    return land, floor
