@@ -145,6 +145,8 @@ def read_table(
     Tables (CSV/XLSX) come back as DataFrames of strings; vector files as GeoDataFrames.
     A missing file raises :class:`MujunGeoError` naming the path.
     """
+    if is_db_table(path):
+        return _read_db_table(str(path))
     path = Path(path)
     if not path.exists():
         msg = f"input file not found: {path}"
@@ -175,6 +177,25 @@ def read_table(
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         msg = f"cannot read {path}: {exc}"
         raise MujunGeoError(msg) from exc
+
+
+def is_db_table(path: object) -> bool:
+    """True for a PostGIS table reference ``postgresql://host/db#schema.table``."""
+    text = str(path)
+    return text.startswith(("postgresql://", "postgres://")) and "#" in text
+
+
+def source_name(path: object) -> str:
+    """Short name of an input for messages: the file name, or ``schema.table`` of a DB table."""
+    return str(path).rsplit("#", 1)[1] if is_db_table(path) else Path(str(path)).name
+
+
+def _read_db_table(ref: str) -> pd.DataFrame:
+    from .db import read_postgis_layer
+
+    dsn, table = ref.rsplit("#", 1)
+    schema, _, name = table.rpartition(".")
+    return read_postgis_layer(dsn, name, schema=schema or None)
 
 
 def _canonical(frame: pd.DataFrame, layer: str, source: str) -> pd.DataFrame:
@@ -261,7 +282,7 @@ def _with_rows(frame: pd.DataFrame, *, spreadsheet: bool) -> pd.DataFrame:
 
 
 def _is_table(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in _TABLE_SUFFIXES
+    return not is_db_table(path) and Path(path).suffix.lower() in _TABLE_SUFFIXES
 
 
 def _repair_polygons(
@@ -343,7 +364,7 @@ def _vector_layer(
     problems: Problems,
     key: str,
 ) -> tuple[gpd.GeoDataFrame, str]:
-    source = Path(path).name
+    source = source_name(path)
     raw = read_table(path, layer=layer, encoding=encoding, engine=engine)
     if not isinstance(raw, gpd.GeoDataFrame):
         msg = f"{source}: {layer_name} must be a vector layer with geometry (GeoPackage, Shapefile, GeoJSON …)"
@@ -532,7 +553,7 @@ def read_enterprises(
     (False, 4549)
     """
     problems = problems if problems is not None else Problems()
-    source = Path(path).name
+    source = source_name(path)
     raw = read_table(path, layer=sheet, engine=engine)
     spreadsheet = _is_table(path)
     df = _with_rows(_canonical(raw, "enterprises", source), spreadsheet=spreadsheet)
@@ -625,6 +646,7 @@ def read_enterprises(
         else pd.Series(np.nan, index=df.index)
     )
     df["year"] = years.fillna(year if year is not None else np.nan).astype("Int64")
+    _check_gaps(df, source=source, problems=problems)
     from_code = (
         df["credit_code"].str[2:8].where(checked["status"].ne("bad_format") & ~missing, None)
     )
@@ -708,6 +730,21 @@ def _check_signs(df: pd.DataFrame, *, source: str, problems: Problems) -> None:
                 [f"`{col}` cannot be negative ({v}); treated as missing" for v in df.loc[neg, col]],
             )
             df.loc[neg, col] = np.nan
+
+
+def _check_gaps(df: pd.DataFrame, *, source: str, problems: Problems) -> None:
+    """Flag figures that make an indicator impossible to compute (the scoring rules decide what then)."""
+    live = ~df["rejected"]
+    zero = live & (df["energy_tce"] == 0) & (df["value_added"] > 0)
+    if zero.any():
+        problems.add(source, df.loc[zero, "src_row"], df.loc[zero, "credit_code"], "zero_energy",
+                     "综合能耗 is 0 with value added > 0: 单位能耗增加值 cannot be computed (check the figure)")
+    pollutants = df[["emissions_t", "cod_t", "nh3n_t", "so2_t", "nox_t"]].notna().any(axis=1)
+    above = live & (df["scale"] == "above") & (df["sector"] == "industry") & ~df["utility"]
+    missing = above & ~pollutants
+    if missing.any():
+        problems.add(source, df.loc[missing, "src_row"], df.loc[missing, "credit_code"], "missing_emissions",
+                     "规上工业 firm without 主要污染物排放量: 单位排放增加值 follows the preset's missing-value rule")
 
 
 def _category(
@@ -1105,7 +1142,7 @@ def read_overrides(path: str | Path, *, problems: Problems | None = None) -> pd.
     with a reason.
     """
     problems = problems if problems is not None else Problems()
-    source = Path(path).name
+    source = source_name(path)
     df = _with_rows(_canonical(read_table(path), "overrides", source), spreadsheet=_is_table(path))
     df["credit_code"] = _text(df["credit_code"], fold=True).str.upper()
     df["parcel_id"] = _code_text(df["parcel_id"])
@@ -1130,7 +1167,7 @@ def read_overrides(path: str | Path, *, problems: Problems | None = None) -> pd.
 def read_standard_land(path: str | Path, *, problems: Problems | None = None) -> pd.DataFrame:
     """Read 标准地 commitments: ``parcel_id`` and ``commit_*`` figures, ``start_year``, ``run_in_years``."""
     problems = problems if problems is not None else Problems()
-    source = Path(path).name
+    source = source_name(path)
     df = _with_rows(
         _canonical(read_table(path), "standard_land", source), spreadsheet=_is_table(path)
     )
@@ -1142,7 +1179,8 @@ def read_standard_land(path: str | Path, *, problems: Problems | None = None) ->
         pct = df["commit_rd_ratio"] > 1
         if pct.any():
             problems.add(source, df.loc[pct, "src_row"], df.loc[pct, "parcel_id"], "percent_as_number",
-                         "承诺研发占比 read as a percentage (3.2 → 3.2 %)")
+                         [f"承诺研发占比 {v:g} read as a percentage ({v:g} % = {v / 100:g})"
+                          for v in df.loc[pct, "commit_rd_ratio"]])
             df.loc[pct, "commit_rd_ratio"] = df.loc[pct, "commit_rd_ratio"] / 100.0
     return df.reset_index(drop=True)
 
@@ -1150,7 +1188,7 @@ def read_standard_land(path: str | Path, *, problems: Problems | None = None) ->
 def read_targets(path: str | Path, *, problems: Problems | None = None) -> pd.DataFrame:
     """Read region targets: ``region_code`` or ``name``, ``year``, ``*_target`` columns."""
     problems = problems if problems is not None else Problems()
-    source = Path(path).name
+    source = source_name(path)
     df = _with_rows(_canonical(read_table(path), "targets", source), spreadsheet=_is_table(path))
     for col in ("region_code", "name"):
         df[col] = _code_text(df[col]) if col in df else None

@@ -117,6 +117,17 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
                 idx = joined.index[outside]
                 problems.add("enterprises", firms.loc[idx, "src_row"], firms.loc[idx, "credit_code"],
                              "outside_regions", "the firm's point lies in no county of the regions layer")
+    overrides = frames.get("overrides")
+    if overrides is not None and len(overrides):
+        known_parcels = set(frames["parcels"]["parcel_id"])
+        known_firms = set(firms.loc[~firms["rejected"], "credit_code"].dropna())
+        for col, known, what in (("parcel_id", known_parcels, "宗地代码"),
+                                 ("credit_code", known_firms, "统一社会信用代码")):
+            stale = ~overrides[col].isin(known)
+            if stale.any():
+                problems.add("overrides", overrides.loc[stale, "src_row"], overrides.loc[stale, col],
+                             "stale_override", f"override names a {what} that is not in this year's data; "
+                             "it is not applied — update or delete the row")
     codes = set(firms["credit_code"].dropna())
     orphan = firms["group_code"].notna() & ~firms["group_code"].isin(codes)
     if orphan.any():
@@ -132,7 +143,12 @@ def run_info(settings: RunSettings, *, started: datetime, finished: datetime,
             ("started", started.isoformat(timespec="seconds")),
             ("finished", finished.isoformat(timespec="seconds"))]
     for name, path in sorted(settings.inputs.items()):
-        rows.append((f"input:{name}", f"{Path(path).name} sha256={file_sha256(path)}"))
+        if io.is_db_table(path):
+            from .db import mask_dsn
+
+            rows.append((f"input:{name}", f"database table {mask_dsn(str(path))}"))
+        else:
+            rows.append((f"input:{name}", f"{Path(path).name} sha256={file_sha256(path)}"))
     for stage, seconds in timings.items():
         rows.append((f"seconds:{stage}", f"{seconds:.3f}"))
     return pd.DataFrame(rows, columns=["key", "value"])
@@ -179,6 +195,13 @@ def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | 
         if settings.output.get("report", True):
             say("写出 Excel 报表")
             result.report = write_report(layers, report_path, overwrite=overwrite)
+        if settings.db:
+            from .db import schema_for_year, write_postgis
+
+            schema = settings.db_schema or schema_for_year(settings.year)
+            say(f"写入 PostGIS schema {schema}")
+            write_postgis(layers, settings.db, schema=schema, overwrite=overwrite)
+            result.info["db_schema"] = schema
     return result
 
 

@@ -21,6 +21,11 @@ evaluation.preset     zhejiang-2022                   preset name or YAML path (
 land.*                storey_height_m 3.5 (m), …      see :mod:`mujun_geo.land`
 output.dir            out                             output folder
 output.gpkg           mujun.gpkg                      GeoPackage file name in the folder
+db                    —                               PostGIS DSN: every output layer is also
+                                                      written there, one schema per year, in one
+                                                      transaction (password from PGPASSWORD or
+                                                      ~/.pgpass, never in the DSN)
+db_schema             mujun_<year>                    schema name for the run in the database
 ====================  ==============================  =========================================
 
 Examples
@@ -73,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
         "height_raster": None,
     },
     "output": {"dir": "out", "gpkg": "mujun.gpkg", "report": True, "maps": True},
+    "db": None,
+    "db_schema": None,
 }
 
 
@@ -81,7 +88,7 @@ class RunSettings:
     """Validated settings of one run (see the module docstring for every key)."""
 
     year: int = 2022
-    inputs: dict[str, Path] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
     crs: dict[str, str] = field(default_factory=dict)
     coord_sys: str | None = None
     encoding: str | None = None
@@ -91,6 +98,8 @@ class RunSettings:
     evaluation: dict[str, Any] = field(default_factory=dict)
     land: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
+    db: str | None = None
+    db_schema: str | None = None
     source: Path | None = None
 
     @classmethod
@@ -118,8 +127,7 @@ class RunSettings:
             msg = f"`engine` must be 'pyogrio' or 'fiona', got {merged['engine']!r}"
             raise ConfigError(msg)
         base = base_dir or Path.cwd()
-        inputs = {k: (base / v) if not Path(v).is_absolute() else Path(v)
-                  for k, v in merged["inputs"].items() if v}
+        inputs = {k: _input_path(v, base) for k, v in merged["inputs"].items() if v}
         try:
             year = int(merged["year"])
         except (TypeError, ValueError) as exc:
@@ -130,7 +138,7 @@ class RunSettings:
         return cls(year=year, inputs=inputs, crs=dict(merged["crs"]), coord_sys=merged["coord_sys"],
                    encoding=merged["encoding"], engine=merged["engine"], target_crs=merged["target_crs"],
                    matching=merged["matching"], evaluation=merged["evaluation"], land=merged["land"],
-                   output=out)
+                   output=out, db=merged["db"], db_schema=merged["db_schema"])
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunSettings:
@@ -170,8 +178,25 @@ class RunSettings:
             "evaluation": self.evaluation,
             "land": self.land,
             "output": {**self.output, "dir": str(self.output["dir"])},
+            "db": _mask(self.db),
+            "db_schema": self.db_schema,
         }
         return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def _input_path(value: object, base: Path) -> Any:
+    text = str(value)
+    if text.startswith(("postgresql://", "postgres://")):
+        return text  # a PostGIS table: postgresql://host/db#schema.table
+    return Path(text) if Path(text).is_absolute() else base / text
+
+
+def _mask(dsn: str | None) -> str | None:
+    if dsn is None:
+        return None
+    from .db import mask_dsn
+
+    return mask_dsn(dsn)
 
 
 def default_yaml() -> str:

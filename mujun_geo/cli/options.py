@@ -23,8 +23,8 @@ def input_options(func: F) -> F:
     """Add ``--config`` and one ``--<layer> FILE`` option per input layer."""
     opts = [
         click.option("--config", "config", type=_FILE, help="Run file (YAML); see `mujun-geo config show run`."),
-        click.option("--parcels", type=_FILE, help="宗地 polygons (any GDAL vector format)."),
-        click.option("--enterprises", type=_FILE, help="企业 table (XLSX/CSV) or point layer."),
+        click.option("--parcels", help="宗地 polygons (any GDAL vector format, or a PostGIS table)."),
+        click.option("--enterprises", help="企业 table (XLSX/CSV), point layer or PostGIS table."),
         click.option("--buildings", type=_FILE, help="建筑物 polygons with 层数/高度/用途."),
         click.option("--parks", type=_FILE, help="园区 polygons."),
         click.option("--regions", type=_FILE, help="行政区 polygons (city and county)."),
@@ -39,6 +39,10 @@ def input_options(func: F) -> F:
         click.option("--engine", type=click.Choice(["pyogrio", "fiona"]), help="Vector I/O engine."),
         click.option("--year", type=int, help="Evaluation year."),
         click.option("--preset", help="Scoring preset or YAML (see `mujun-geo config list`)."),
+        click.option("--db", "db", metavar="DSN",
+                     help="PostGIS database (postgresql://user@host/db) to write every layer to, one schema "
+                          "per year; the password comes from PGPASSWORD or ~/.pgpass. Inputs can be tables: "
+                          "--parcels 'postgresql://…#schema.table'."),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -52,7 +56,7 @@ def settings_from(kwargs: dict[str, Any], *, out: Path | None = None) -> RunSett
     for layer in INPUT_LAYERS:
         value = kwargs.get(layer)
         if value is not None:
-            settings.inputs[layer] = Path(value)
+            settings.inputs[layer] = value
     if kwargs.get("crs"):
         for layer in INPUT_LAYERS:
             settings.crs.setdefault(layer, kwargs["crs"])
@@ -63,6 +67,8 @@ def settings_from(kwargs: dict[str, Any], *, out: Path | None = None) -> RunSett
         settings.year = kwargs["year"]
     if kwargs.get("preset"):
         settings.evaluation["preset"] = kwargs["preset"]
+    if kwargs.get("db"):
+        settings.db = kwargs["db"]
     if out is not None:
         settings.output["dir"] = out
     return settings
