@@ -255,12 +255,15 @@ def _merge_bounds(prep: Prepared, geoms: np.ndarray) -> None:
         ]
 
 
-def _valid(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+def _valid(gdf: gpd.GeoDataFrame | None, name: str) -> gpd.GeoDataFrame | None:
     if gdf is None:
         return None
     if not isinstance(gdf, gpd.GeoDataFrame):
-        msg = f"map layers must be GeoDataFrames, got {type(gdf).__name__}"
+        msg = f"map layer `{name}` must be a GeoDataFrame, got {type(gdf).__name__}"
         raise TypeError(msg)
+    if gdf.crs is None and len(gdf):
+        msg = f"map layer `{name}` has no CRS: call `{name}.set_crs(...)` with its EPSG code first"
+        raise CRSError(msg)
     return gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
 
 
@@ -273,9 +276,14 @@ def prepare(
     scheme: str,
     k: int,
 ) -> Prepared:
+    """Turn the layers into the data blocks of every theme (done once for all maps).
+
+    Parameters are those of :func:`mujun_geo.webmap.webmap`. Rows with no or empty
+    geometry are left out (firms without coordinates are counted in a note).
+    """
     prep = Prepared(gcj=basemap == "amap")
     disp = functools.partial(_display_geoms, gcj=prep.gcj)
-    p = _valid(layers.get("parcels"))
+    p = _valid(layers.get("parcels"), "parcels")
     if p is not None and len(p):
         prep.n_parcels = len(p)
         prep.has |= {
@@ -320,7 +328,7 @@ def prepare(
                 )
         _merge_bounds(prep, geoms)
     e = layers.get("enterprises")
-    ev = _valid(e)
+    ev = _valid(e, "enterprises")
     if ev is not None and len(ev):
         prep.has.add("firms")
         prep.firms_missing = len(e) - len(ev)  # type: ignore[arg-type]
@@ -345,7 +353,7 @@ def prepare(
         _merge_bounds(prep, xy)
     elif e is not None and len(e):
         prep.firms_missing = len(e)
-    parks = _valid(layers.get("parks"))
+    parks = _valid(layers.get("parks"), "parks")
     if parks is not None and len(parks):
         prep.has.add("parks")
         cols = {
@@ -362,7 +370,7 @@ def prepare(
         frame = pd.DataFrame({k: v for k, v in cols.items() if v is not None}, index=parks.index)
         prep.blocks["mg-parks"] = _payload(frame, geoms)
         _merge_bounds(prep, geoms)
-    regions = _valid(layers.get("regions"))
+    regions = _valid(layers.get("regions"), "regions")
     if regions is not None and len(regions):
         prep.has.add("regions")
         status = target_status(regions)
@@ -627,6 +635,7 @@ def layer_specs(prep: Prepared, theme: str) -> list[dict[str, Any]]:
 
 
 def theme_ok(prep: Prepared, theme: str) -> bool:
+    """Tell whether the prepared layers hold what ``theme`` draws."""
     need = {
         "overview": prep.has,
         "grades": {"grade"},

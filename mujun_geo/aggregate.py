@@ -50,7 +50,7 @@ __all__ = [
 #: Provincial growth targets of the 2022 work plan (fractions per year).
 GROWTH_TARGETS = {"tax_per_mu": 0.08, "va_per_mu": 0.06}
 
-_SUMS = ("tax", "value_added", "revenue", "energy_tce", "electricity", "employees")
+_SUMS = ("tax", "value_added", "revenue", "energy_tce", "electricity", "employees", "rd_expense")
 _COUNTED = ("auto", "confirmed")
 _GRADE_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -68,7 +68,9 @@ def allocate_land(matches: pd.DataFrame, parcels: pd.DataFrame) -> pd.DataFrame:
     links["land_share"] = links["land_share"].fillna(0.0).clip(lower=0.0)
     total = links.groupby("parcel_id")["land_share"].transform("sum")
     area = links["parcel_id"].map(parcels.set_index("parcel_id")["area_m2"])
-    links["alloc_m2"] = np.where(total > 0, area * links["land_share"] / total.where(total > 0, 1.0), 0.0)
+    links["alloc_m2"] = np.where(
+        total > 0, area * links["land_share"] / total.where(total > 0, 1.0), 0.0
+    )
     return links.reset_index(drop=True)
 
 
@@ -76,25 +78,31 @@ def firm_land_alloc(enterprises: pd.DataFrame, alloc: pd.DataFrame) -> pd.Series
     """``land_alloc_m2`` per firm (NaN where the firm has no counted land)."""
     per_firm = alloc.groupby("credit_code")["alloc_m2"].sum()
     out = enterprises["credit_code"].map(per_firm)
-    rejected = enterprises["match_status"].eq("rejected") if "match_status" in enterprises else False
+    rejected = (
+        enterprises["match_status"].eq("rejected") if "match_status" in enterprises else False
+    )
     return out.where(~rejected).rename("land_alloc_m2")
 
 
 def _safe_ratio(num: pd.Series | float, den: pd.Series | float) -> pd.Series | float:
-    """num / den with NaN where the denominator is zero or missing."""
+    """Num / den with NaN where the denominator is zero or missing."""
     if isinstance(den, pd.Series):
         return num / den.where(den > 0)
     return num / den if den and den > 0 else np.nan
 
 
-def parcel_figures(parcels: pd.DataFrame, enterprises: pd.DataFrame, alloc: pd.DataFrame) -> pd.DataFrame:
+def parcel_figures(
+    parcels: pd.DataFrame, enterprises: pd.DataFrame, alloc: pd.DataFrame
+) -> pd.DataFrame:
     """Per parcel: firm figures allocated by area share, 亩均 ratios and the main firm's grade.
 
     The main firm of a parcel is the one holding most of it (ties: the worse grade, then
     the smaller credit code), so a parcel's ``grade`` is never better than the grade of
     the firm that mainly uses it.
     """
-    valid = enterprises[~enterprises.get("rejected", pd.Series(False, index=enterprises.index)).astype(bool)]
+    valid = enterprises[
+        ~enterprises.get("rejected", pd.Series(False, index=enterprises.index)).astype(bool)
+    ]
     firm = valid.drop_duplicates("credit_code").set_index("credit_code")
     a = alloc.copy()
     firm_total = a.groupby("credit_code")["alloc_m2"].transform("sum")
@@ -112,11 +120,13 @@ def parcel_figures(parcels: pd.DataFrame, enterprises: pd.DataFrame, alloc: pd.D
     out["va_per_mu"] = _safe_ratio(out["value_added_sum"], area_mu)
     out["revenue_per_mu"] = _safe_ratio(out["revenue_sum"], area_mu)
     out["va_per_tce"] = _safe_ratio(out["value_added_sum"], out["energy_tce_sum"])
+    out["rd_ratio"] = _safe_ratio(out["rd_expense_sum"], out["revenue_sum"])
     if "grade" in firm and len(a):
         a["grade"] = a["credit_code"].map(firm["grade"]).fillna("")
         a["order"] = a["grade"].map(_GRADE_ORDER).fillna(-1)
-        main = a.sort_values(["parcel_id", "alloc_m2", "order", "credit_code"],
-                             ascending=[True, False, False, True]).drop_duplicates("parcel_id")
+        main = a.sort_values(
+            ["parcel_id", "alloc_m2", "order", "credit_code"], ascending=[True, False, False, True]
+        ).drop_duplicates("parcel_id")
         out["grade"] = pid.map(main.set_index("parcel_id")["grade"]).fillna("")
         out["main_credit_code"] = pid.map(main.set_index("parcel_id")["credit_code"])
         if "industry_code" in firm:
@@ -133,7 +143,9 @@ def assign_parks(parcels: gpd.GeoDataFrame, parks: gpd.GeoDataFrame) -> pd.Serie
         return pd.Series(None, index=parcels.index, dtype=object, name="park_id")
     import shapely
 
-    inter = shapely.area(shapely.intersection(parcels.geometry.values[pi], parks.geometry.values[ki]))
+    inter = shapely.area(
+        shapely.intersection(parcels.geometry.values[pi], parks.geometry.values[ki])
+    )
     pairs = pd.DataFrame({"p": pi, "park": parks["park_id"].to_numpy()[ki], "a": inter})
     pairs = pairs[pairs["a"] > 0].sort_values(["p", "a", "park"], ascending=[True, False, True])
     best = pairs.drop_duplicates("p").set_index("p")["park"]
@@ -148,8 +160,14 @@ def _grade_counts(grades: pd.Series, keys: pd.Series) -> pd.DataFrame:
     return table.rename(columns={c: f"n_{c.lower()}" for c in "ABCD"})
 
 
-def park_figures(parks: gpd.GeoDataFrame, parcels: pd.DataFrame, enterprises: pd.DataFrame,
-                 alloc: pd.DataFrame, *, industrial_codes: Sequence[str] = ("0601", "0602", "0508")) -> gpd.GeoDataFrame:
+def park_figures(
+    parks: gpd.GeoDataFrame,
+    parcels: pd.DataFrame,
+    enterprises: pd.DataFrame,
+    alloc: pd.DataFrame,
+    *,
+    industrial_codes: Sequence[str] = ("0601", "0602", "0508"),
+) -> gpd.GeoDataFrame:
     """Per park: land, Σ/Σ 亩均 figures, 综合容积率, grade counts, low-efficiency area, rank.
 
     ``parcels`` must carry ``park_id`` (see :func:`assign_parks`), ``area_m2`` and the
@@ -159,60 +177,91 @@ def park_figures(parks: gpd.GeoDataFrame, parcels: pd.DataFrame, enterprises: pd
     out = parks[["park_id", "name", "park_type", "star", "geometry"]].copy()
     p = parcels[parcels["park_id"].notna()].copy()
     p["industrial"] = p["land_use"].isin(list(industrial_codes))
-    p["used_m2"] = np.where(p["n_enterprises"].fillna(0) > 0, p["area_m2"], 0.0) if "n_enterprises" in p else p["area_m2"]
+    p["used_m2"] = (
+        np.where(p["n_enterprises"].fillna(0) > 0, p["area_m2"], 0.0)
+        if "n_enterprises" in p
+        else p["area_m2"]
+    )
     grp = p[p["industrial"]].groupby("park_id")
-    agg = pd.DataFrame({
-        "industrial_m2": grp["area_m2"].sum(),
-        "used_m2": grp["used_m2"].sum(),
-        "tax": grp["tax_sum"].sum(min_count=1),
-        "value_added": grp["value_added_sum"].sum(min_count=1),
-        "energy_tce": grp["energy_tce_sum"].sum(min_count=1),
-    })
+    agg = pd.DataFrame(
+        {
+            "industrial_m2": grp["area_m2"].sum(),
+            "used_m2": grp["used_m2"].sum(),
+            "tax": grp["tax_sum"].sum(min_count=1),
+            "value_added": grp["value_added_sum"].sum(min_count=1),
+            "energy_tce": grp["energy_tce_sum"].sum(min_count=1),
+        }
+    )
     if "far_floor_area_m2" in p:
         agg["far_floor_area_m2"] = grp["far_floor_area_m2"].sum(min_count=1)
     if "lowland" in p:
-        agg["lowland_m2"] = p[p["lowland"].fillna(0).astype(int) == 1].groupby("park_id")["area_m2"].sum()
+        agg["lowland_m2"] = (
+            p[p["lowland"].fillna(0).astype(int) == 1].groupby("park_id")["area_m2"].sum()
+        )
     agg = agg.reindex(out["park_id"])
     out["area_mu"] = m2_to_mu(out.geometry.area).to_numpy()
     out["industrial_mu"] = m2_to_mu(agg["industrial_m2"].fillna(0.0)).to_numpy()
     used_mu = m2_to_mu(agg["used_m2"].fillna(0.0)).to_numpy()
-    out["tax_per_mu"] = _safe_ratio(pd.Series(agg["tax"].to_numpy(), index=out.index), pd.Series(used_mu, index=out.index))
-    out["va_per_mu"] = _safe_ratio(pd.Series(agg["value_added"].to_numpy(), index=out.index), pd.Series(used_mu, index=out.index))
-    out["va_per_tce"] = _safe_ratio(pd.Series(agg["value_added"].to_numpy(), index=out.index),
-                                    pd.Series(agg["energy_tce"].to_numpy(), index=out.index))
+    out["tax_per_mu"] = _safe_ratio(
+        pd.Series(agg["tax"].to_numpy(), index=out.index), pd.Series(used_mu, index=out.index)
+    )
+    out["va_per_mu"] = _safe_ratio(
+        pd.Series(agg["value_added"].to_numpy(), index=out.index),
+        pd.Series(used_mu, index=out.index),
+    )
+    out["va_per_tce"] = _safe_ratio(
+        pd.Series(agg["value_added"].to_numpy(), index=out.index),
+        pd.Series(agg["energy_tce"].to_numpy(), index=out.index),
+    )
     if "far_floor_area_m2" in agg:
-        out["far"] = _safe_ratio(pd.Series(agg["far_floor_area_m2"].to_numpy(), index=out.index),
-                                 pd.Series(agg["industrial_m2"].to_numpy(), index=out.index))
+        out["far"] = _safe_ratio(
+            pd.Series(agg["far_floor_area_m2"].to_numpy(), index=out.index),
+            pd.Series(agg["industrial_m2"].to_numpy(), index=out.index),
+        )
     if "lowland_m2" in agg:
         out["lowland_mu"] = m2_to_mu(agg["lowland_m2"].fillna(0.0)).to_numpy()
     # grades of the firms whose land lies (mostly) in the park
-    firm_park = alloc.assign(park_id=alloc["parcel_id"].map(parcels.set_index("parcel_id")["park_id"]))
-    firm_park = firm_park.sort_values(["credit_code", "alloc_m2"], ascending=[True, False]).drop_duplicates("credit_code")
+    firm_park = alloc.assign(
+        park_id=alloc["parcel_id"].map(parcels.set_index("parcel_id")["park_id"])
+    )
+    firm_park = firm_park.sort_values(
+        ["credit_code", "alloc_m2"], ascending=[True, False]
+    ).drop_duplicates("credit_code")
     if "grade" in enterprises:
-        grades = firm_park["credit_code"].map(enterprises.drop_duplicates("credit_code").set_index("credit_code")["grade"])
+        grades = firm_park["credit_code"].map(
+            enterprises.drop_duplicates("credit_code").set_index("credit_code")["grade"]
+        )
         counts = _grade_counts(grades, firm_park["park_id"].fillna("—"))
         for col in ("n_a", "n_b", "n_c", "n_d"):
             out[col] = out["park_id"].map(counts[col]).fillna(0).astype(int).to_numpy()
-    out["n_enterprises"] = out["park_id"].map(firm_park.groupby("park_id").size()).fillna(0).astype(int)
-    out["rank"] = out.groupby("park_type")["tax_per_mu"].rank(ascending=False, method="min").astype("Int64")
+    out["n_enterprises"] = (
+        out["park_id"].map(firm_park.groupby("park_id").size()).fillna(0).astype(int)
+    )
+    out["rank"] = (
+        out.groupby("park_type")["tax_per_mu"].rank(ascending=False, method="min").astype("Int64")
+    )
     return out.reset_index(drop=True)
 
 
 def builtin_targets() -> pd.DataFrame:
     """The 2022 city targets for 规上工业亩均税收 from the provincial work plan."""
-    with resources.files("mujun_geo.data").joinpath("targets_2022.csv").open(encoding="utf-8") as fh:
+    with (
+        resources.files("mujun_geo.data").joinpath("targets_2022.csv").open(encoding="utf-8") as fh
+    ):
         return pd.read_csv(fh, comment="#", dtype={"region_code": str})
 
 
 def _region_sums(firms: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
     g = firms.assign(_key=key).groupby("_key")
-    sums = pd.DataFrame({
-        "n_firms": g.size(),
-        "land_mu": g["land_alloc_mu"].sum(),
-        "tax": g["tax"].sum(min_count=1),
-        "value_added": g["value_added"].sum(min_count=1),
-        "energy_tce": g["energy_tce"].sum(min_count=1),
-    })
+    sums = pd.DataFrame(
+        {
+            "n_firms": g.size(),
+            "land_mu": g["land_alloc_mu"].sum(),
+            "tax": g["tax"].sum(min_count=1),
+            "value_added": g["value_added"].sum(min_count=1),
+            "energy_tce": g["energy_tce"].sum(min_count=1),
+        }
+    )
     sums["tax_per_mu"] = _safe_ratio(sums["tax"], sums["land_mu"])
     sums["va_per_mu"] = _safe_ratio(sums["value_added"], sums["land_mu"])
     sums["va_per_tce"] = _safe_ratio(sums["value_added"], sums["energy_tce"])
@@ -222,15 +271,22 @@ def _region_sums(firms: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
 def _in_scope(enterprises: pd.DataFrame) -> pd.DataFrame:
     """规上工业 firms with counted land: the population of the provincial targets."""
     e = enterprises
-    mask = (e["scale"] == "above") & (e["sector"] == "industry") & (e["land_alloc_mu"].fillna(0) > 0)
+    mask = (
+        (e["scale"] == "above") & (e["sector"] == "industry") & (e["land_alloc_mu"].fillna(0) > 0)
+    )
     if "rejected" in e:
         mask &= ~e["rejected"].astype(bool)
     return e[mask]
 
 
-def region_figures(regions: gpd.GeoDataFrame, enterprises: pd.DataFrame, *,
-                   targets: pd.DataFrame | None = None, year: int = 2022,
-                   previous: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+def region_figures(
+    regions: gpd.GeoDataFrame,
+    enterprises: pd.DataFrame,
+    *,
+    targets: pd.DataFrame | None = None,
+    year: int = 2022,
+    previous: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
     """Per region (county and city): 规上工业 Σ/Σ figures, targets, gaps and growth.
 
     ``enterprises`` needs ``region_code`` (county), ``scale``, ``sector``, ``tax``,
@@ -245,7 +301,16 @@ def region_figures(regions: gpd.GeoDataFrame, enterprises: pd.DataFrame, *,
     city = _region_sums(firms, firms["region_code"].astype(str).str[:4] + "00")
     stats = pd.concat([county, city[~city.index.isin(county.index)]])
     out = regions[["region_code", "name", "level", "geometry"]].copy()
-    for col in ("n_firms", "land_mu", "tax", "value_added", "energy_tce", "tax_per_mu", "va_per_mu", "va_per_tce"):
+    for col in (
+        "n_firms",
+        "land_mu",
+        "tax",
+        "value_added",
+        "energy_tce",
+        "tax_per_mu",
+        "va_per_mu",
+        "va_per_tce",
+    ):
         out[col] = out["region_code"].map(stats[col])
     out["n_firms"] = out["n_firms"].fillna(0).astype(int)
     tgt = builtin_targets()
@@ -253,23 +318,34 @@ def region_figures(regions: gpd.GeoDataFrame, enterprises: pd.DataFrame, *,
         user = targets.copy()
         if "region_code" not in user or user["region_code"].isna().any():
             names = regions.set_index("name")["region_code"].astype(object)
-            given = user["region_code"].astype(object) if "region_code" in user else pd.Series(
-                None, index=user.index, dtype=object)
+            given = (
+                user["region_code"].astype(object)
+                if "region_code" in user
+                else pd.Series(None, index=user.index, dtype=object)
+            )
             user["region_code"] = given.where(given.notna(), user["name"].map(names))
-        tgt = pd.concat([user, tgt], ignore_index=True).drop_duplicates(["region_code", "year"], keep="first")
+        tgt = pd.concat([user, tgt], ignore_index=True).drop_duplicates(
+            ["region_code", "year"], keep="first"
+        )
     tgt = tgt[tgt["year"].astype(int) == int(year)].set_index("region_code")
     for col in [c for c in tgt.columns if c.endswith("_target")]:
         out[col] = out["region_code"].map(tgt[col])
         base = col[: -len("_target")]
         if base in out:
-            gap = col.replace("_per_mu_target", "_gap") if col.endswith("_per_mu_target") else f"{base}_gap"
+            gap = (
+                col.replace("_per_mu_target", "_gap")
+                if col.endswith("_per_mu_target")
+                else f"{base}_gap"
+            )
             out[gap] = out[base] - out[col]
     if previous is not None and len(previous):
         prev = previous.drop_duplicates("region_code").set_index("region_code")
         for base, target in GROWTH_TARGETS.items():
             if base in prev:
                 out[f"{base}_prev"] = out["region_code"].map(prev[base])
-                out[f"{base}_growth"] = out[base] / out[f"{base}_prev"].where(out[f"{base}_prev"] > 0) - 1
+                out[f"{base}_growth"] = (
+                    out[base] / out[f"{base}_prev"].where(out[f"{base}_prev"] > 0) - 1
+                )
                 out[f"{base}_growth_target"] = target
                 out[f"{base}_growth_met"] = out[f"{base}_growth"] >= target
         if "va_per_tce" in prev:
@@ -290,8 +366,14 @@ def industry_figures(enterprises: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def leaders(enterprises: pd.DataFrame, *, by: str = "industry", measure: str = "tax_per_mu",
-            top: int = 10, park_types: pd.Series | None = None) -> pd.DataFrame:
+def leaders(
+    enterprises: pd.DataFrame,
+    *,
+    by: str = "industry",
+    measure: str = "tax_per_mu",
+    top: int = 10,
+    park_types: pd.Series | None = None,
+) -> pd.DataFrame:
     """亩均效益领跑者: the top ``top`` graded firms by ``measure`` per industry or park type.
 
     ``by`` is ``"industry"`` (two-digit code) or ``"park_type"`` (needs ``park_types``: a
@@ -300,7 +382,11 @@ def leaders(enterprises: pd.DataFrame, *, by: str = "industry", measure: str = "
     if by not in ("industry", "park_type"):
         msg = f"`by` must be one of 'industry', 'park_type', got {by!r}"
         raise ValueError(msg)
-    e = enterprises[enterprises.get("grade", pd.Series("", index=enterprises.index)).fillna("").isin(list("ABCD"))]
+    e = enterprises[
+        enterprises.get("grade", pd.Series("", index=enterprises.index))
+        .fillna("")
+        .isin(list("ABCD"))
+    ]
     e = e[e[measure].notna()].copy()
     if by == "industry":
         e["group"] = e["industry_code"].astype(str).str[:2]
@@ -323,7 +409,9 @@ def grade_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame
     prev = previous.drop_duplicates("credit_code").set_index("credit_code")
     codes = cur.index.union(prev.index)
     out = pd.DataFrame(index=codes)
-    out["name"] = cur["name"].reindex(codes).fillna(prev.get("name", pd.Series(dtype=object)).reindex(codes))
+    out["name"] = (
+        cur["name"].reindex(codes).fillna(prev.get("name", pd.Series(dtype=object)).reindex(codes))
+    )
     out["grade_prev"] = prev["grade"].reindex(codes).fillna("")
     out["grade"] = cur["grade"].reindex(codes).fillna("")
     a = out["grade_prev"].map(_GRADE_ORDER)
@@ -332,7 +420,9 @@ def grade_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame
     change = out["change"].astype(float).to_numpy()
     out["note"] = np.select(
         [~codes.isin(prev.index), ~codes.isin(cur.index), change > 0, change < 0],
-        ["新增企业", "本年无数据", "升档", "降档"], default="")
+        ["新增企业", "本年无数据", "升档", "降档"],
+        default="",
+    )
     for col in ("tax_per_mu", "score"):
         if col in cur and col in prev:
             out[f"{col}_prev"] = prev[col].reindex(codes)

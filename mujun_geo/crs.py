@@ -26,10 +26,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from pyproj import CRS
-from pyproj.exceptions import CRSError as _ProjCRSError
 
 import geopandas as gpd
+from pyproj import CRS
+from pyproj.exceptions import CRSError as _ProjCRSError
 
 from ._errors import CRSError
 

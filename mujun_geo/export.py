@@ -32,7 +32,14 @@ import pyogrio
 
 from ._errors import MujunGeoError
 
-__all__ = ["OutputExistsError", "atomic_path", "check_writable", "file_sha256", "prepare_for_gpkg", "write_geopackage"]
+__all__ = [
+    "OutputExistsError",
+    "atomic_path",
+    "check_writable",
+    "file_sha256",
+    "prepare_for_gpkg",
+    "write_geopackage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +76,9 @@ def prepare_for_gpkg(frame: pd.DataFrame) -> pd.DataFrame:
         if s.dtype == object:
             kinds = {type(v) for v in s.dropna()}
             if kinds and not kinds <= {str}:
-                out[col] = s.map(lambda v: None if _isna(v) else (v if isinstance(v, str) else str(v)))
+                out[col] = s.map(
+                    lambda v: None if _isna(v) else (v if isinstance(v, str) else str(v))
+                )
         elif pd.api.types.is_string_dtype(s.dtype):
             out[col] = s.astype(object).where(s.notna(), None)
         elif str(s.dtype) == "boolean":
@@ -119,8 +128,15 @@ def write_geopackage(
         for name, frame in layers.items():
             data = prepare_for_gpkg(frame)
             if isinstance(data, gpd.GeoDataFrame):
-                pyogrio.write_dataframe(data, tmp, layer=name, driver="GPKG", use_arrow=True,
-                                        promote_to_multi=_has_mixed_polygons(data), **_GPKG_OPTIONS)
+                pyogrio.write_dataframe(
+                    data,
+                    tmp,
+                    layer=name,
+                    driver="GPKG",
+                    use_arrow=True,
+                    promote_to_multi=_has_mixed_polygons(data),
+                    **_GPKG_OPTIONS,
+                )
             else:
                 if data.shape[1] == 0:
                     data = pd.DataFrame({"empty": pd.Series(dtype=object)})
@@ -145,12 +161,13 @@ def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     files = [path]
     if path.suffix.lower() == ".shp":
-        files = sorted(p for p in path.parent.glob(path.stem + ".*")
-                       if p.suffix.lower() in {".shp", ".shx", ".dbf", ".prj", ".cpg"})
+        files = sorted(
+            p
+            for p in path.parent.glob(path.stem + ".*")
+            if p.suffix.lower() in {".shp", ".shx", ".dbf", ".prj", ".cpg"}
+        )
     for f in files:
         with f.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
-
-

@@ -29,11 +29,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import shapely
-from pyproj import CRS
 
 import geopandas as gpd
 import pyogrio
+import shapely
+from pyproj import CRS
 
 from . import coords as _coords
 from . import creditcode
@@ -213,7 +213,11 @@ def _text(series: pd.Series, *, fold: bool = False) -> pd.Series:
     as they typed it; matching folds them itself.
     """
     s = series.astype(object).where(series.notna(), None)
-    norm = (lambda v: unicodedata.normalize("NFKC", str(v)).strip()) if fold else (lambda v: str(v).strip())
+    norm = (
+        (lambda v: unicodedata.normalize("NFKC", str(v)).strip())
+        if fold
+        else (lambda v: str(v).strip())
+    )
     s = s.map(lambda v: None if v is None else norm(v))
     return s.where(~s.fillna("").str.lower().isin(_MISSING_MARKS), None)
 
@@ -737,14 +741,24 @@ def _check_gaps(df: pd.DataFrame, *, source: str, problems: Problems) -> None:
     live = ~df["rejected"]
     zero = live & (df["energy_tce"] == 0) & (df["value_added"] > 0)
     if zero.any():
-        problems.add(source, df.loc[zero, "src_row"], df.loc[zero, "credit_code"], "zero_energy",
-                     "综合能耗 is 0 with value added > 0: 单位能耗增加值 cannot be computed (check the figure)")
+        problems.add(
+            source,
+            df.loc[zero, "src_row"],
+            df.loc[zero, "credit_code"],
+            "zero_energy",
+            "综合能耗 is 0 with value added > 0: 单位能耗增加值 cannot be computed (check the figure)",
+        )
     pollutants = df[["emissions_t", "cod_t", "nh3n_t", "so2_t", "nox_t"]].notna().any(axis=1)
     above = live & (df["scale"] == "above") & (df["sector"] == "industry") & ~df["utility"]
     missing = above & ~pollutants
     if missing.any():
-        problems.add(source, df.loc[missing, "src_row"], df.loc[missing, "credit_code"], "missing_emissions",
-                     "规上工业 firm without 主要污染物排放量: 单位排放增加值 follows the preset's missing-value rule")
+        problems.add(
+            source,
+            df.loc[missing, "src_row"],
+            df.loc[missing, "credit_code"],
+            "missing_emissions",
+            "规上工业 firm without 主要污染物排放量: 单位排放增加值 follows the preset's missing-value rule",
+        )
 
 
 def _category(
@@ -1175,13 +1189,21 @@ def read_standard_land(path: str | Path, *, problems: Problems | None = None) ->
     num = [c for c in df.columns if c not in ("parcel_id", "src_row")]
     df = _numbers(df, num, source=source, problems=problems, key="parcel_id")
     if "commit_rd_ratio" in df:
-        # staff write 3.2 for 3.2 %; the toolkit works with fractions (0.032)
-        pct = df["commit_rd_ratio"] > 1
-        if pct.any():
-            problems.add(source, df.loc[pct, "src_row"], df.loc[pct, "parcel_id"], "percent_as_number",
-                         [f"承诺研发占比 {v:g} read as a percentage ({v:g} % = {v / 100:g})"
-                          for v in df.loc[pct, "commit_rd_ratio"]])
-            df.loc[pct, "commit_rd_ratio"] = df.loc[pct, "commit_rd_ratio"] / 100.0
+        # staff write 3.2 for 3.2 %; the toolkit works with fractions (0.032). The whole column
+        # is one unit: if any value is above 1 it is a percentage column, 0.5 then means 0.5 %
+        rd = df["commit_rd_ratio"]
+        if (rd > 1).any():
+            problems.add(
+                source,
+                df.loc[rd.notna(), "src_row"],
+                df.loc[rd.notna(), "parcel_id"],
+                "percent_as_number",
+                [
+                    f"承诺研发占比 {v:g} read as a percentage ({v:g} % = {v / 100:g})"
+                    for v in rd.dropna()
+                ],
+            )
+            df["commit_rd_ratio"] = rd / 100.0
     return df.reset_index(drop=True)
 
 

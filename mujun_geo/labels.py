@@ -74,7 +74,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "unmatched_reason": ("未匹配原因", ""),
     "nearest_parcel_id": ("最近宗地", ""),
     "nearest_distance_m": ("最近距离(米)", ""),
-    "method": ("匹配方式", "credit_code 信用代码 / name 名称 / within 落点 / nearest 邻近 / manual 人工"),
+    "method": (
+        "匹配方式",
+        "credit_code 信用代码 / name 名称 / within 落点 / nearest 邻近 / manual 人工",
+    ),
     "confidence": ("置信度", "0–1"),
     "distance_m": ("距离(米)", ""),
     "land_share": ("用地份额", "0–1"),

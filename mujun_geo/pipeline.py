@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pyproj import CRS
 
 import geopandas as gpd
+from pyproj import CRS
 
 from . import __version__, io
 from ._errors import MujunGeoError
@@ -62,6 +62,7 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
     report: Path | None = None
+    maps: dict[str, Path] = field(default_factory=dict)
 
 
 def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingested:
@@ -79,21 +80,39 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
     frames: dict[str, pd.DataFrame] = {}
     common = {"engine": settings.engine, "problems": problems}
     say("读取宗地 parcels")
-    parcels = io.read_parcels(settings.inputs["parcels"], crs=settings.crs.get("parcels"),
-                              target_crs=settings.target_crs, encoding=settings.encoding, **common)
+    parcels = io.read_parcels(
+        settings.inputs["parcels"],
+        crs=settings.crs.get("parcels"),
+        target_crs=settings.target_crs,
+        encoding=settings.encoding,
+        **common,
+    )
     crs = parcels.crs
     frames["parcels"] = parcels
     say("读取企业 enterprises")
     frames["enterprises"] = io.read_enterprises(
-        settings.inputs["enterprises"], coord_sys=settings.coord_sys, crs=settings.crs.get("enterprises"),
-        target_crs=crs, year=settings.year, **common)
-    for name, reader in (("buildings", io.read_buildings), ("parks", io.read_parks),
-                         ("regions", io.read_regions)):
+        settings.inputs["enterprises"],
+        coord_sys=settings.coord_sys,
+        crs=settings.crs.get("enterprises"),
+        target_crs=crs,
+        year=settings.year,
+        **common,
+    )
+    for name, reader in (
+        ("buildings", io.read_buildings),
+        ("parks", io.read_parks),
+        ("regions", io.read_regions),
+    ):
         if name in settings.inputs:
             say(f"读取 {name}")
-            frames[name] = reader(settings.inputs[name], crs=settings.crs.get(name), target_crs=crs, **common)
-    for name, table_reader in (("overrides", io.read_overrides), ("standard_land", io.read_standard_land),
-                               ("targets", io.read_targets)):
+            frames[name] = reader(
+                settings.inputs[name], crs=settings.crs.get(name), target_crs=crs, **common
+            )
+    for name, table_reader in (
+        ("overrides", io.read_overrides),
+        ("standard_land", io.read_standard_land),
+        ("targets", io.read_targets),
+    ):
         if name in settings.inputs:
             frames[name] = table_reader(settings.inputs[name], problems=problems)
     _cross_checks(frames, problems)
@@ -108,40 +127,62 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
         counties = regions[regions["level"] == "county"][["region_code", "geometry"]]
         has_pt = firms.geometry.notna() & ~firms.geometry.is_empty
         if has_pt.any() and len(counties):
-            joined = gpd.sjoin(firms.loc[has_pt, ["geometry"]], counties, how="left", predicate="within")
+            joined = gpd.sjoin(
+                firms.loc[has_pt, ["geometry"]], counties, how="left", predicate="within"
+            )
             joined = joined[~joined.index.duplicated(keep="first")]
             found = joined["region_code"].dropna()
             firms.loc[found.index, "region_code"] = found
             outside = joined["region_code"].isna()
             if outside.any():
                 idx = joined.index[outside]
-                problems.add("enterprises", firms.loc[idx, "src_row"], firms.loc[idx, "credit_code"],
-                             "outside_regions", "the firm's point lies in no county of the regions layer")
+                problems.add(
+                    "enterprises",
+                    firms.loc[idx, "src_row"],
+                    firms.loc[idx, "credit_code"],
+                    "outside_regions",
+                    "the firm's point lies in no county of the regions layer",
+                )
     overrides = frames.get("overrides")
     if overrides is not None and len(overrides):
         known_parcels = set(frames["parcels"]["parcel_id"])
         known_firms = set(firms.loc[~firms["rejected"], "credit_code"].dropna())
-        for col, known, what in (("parcel_id", known_parcels, "宗地代码"),
-                                 ("credit_code", known_firms, "统一社会信用代码")):
+        for col, known, what in (
+            ("parcel_id", known_parcels, "宗地代码"),
+            ("credit_code", known_firms, "统一社会信用代码"),
+        ):
             stale = ~overrides[col].isin(known)
             if stale.any():
-                problems.add("overrides", overrides.loc[stale, "src_row"], overrides.loc[stale, col],
-                             "stale_override", f"override names a {what} that is not in this year's data; "
-                             "it is not applied — update or delete the row")
+                problems.add(
+                    "overrides",
+                    overrides.loc[stale, "src_row"],
+                    overrides.loc[stale, col],
+                    "stale_override",
+                    f"override names a {what} that is not in this year's data; "
+                    "it is not applied — update or delete the row",
+                )
     codes = set(firms["credit_code"].dropna())
     orphan = firms["group_code"].notna() & ~firms["group_code"].isin(codes)
     if orphan.any():
-        problems.add("enterprises", firms.loc[orphan, "src_row"], firms.loc[orphan, "credit_code"],
-                     "group_parent_missing",
-                     "集团母公司信用代码 names no firm in the list; the firm is evaluated on its own")
+        problems.add(
+            "enterprises",
+            firms.loc[orphan, "src_row"],
+            firms.loc[orphan, "credit_code"],
+            "group_parent_missing",
+            "集团母公司信用代码 names no firm in the list; the firm is evaluated on its own",
+        )
 
 
-def run_info(settings: RunSettings, *, started: datetime, finished: datetime,
-             timings: dict[str, float]) -> pd.DataFrame:
+def run_info(
+    settings: RunSettings, *, started: datetime, finished: datetime, timings: dict[str, float]
+) -> pd.DataFrame:
     """The ``run_info`` table: version, settings as YAML, input files with SHA-256, times."""
-    rows = [("version", __version__), ("config_yaml", settings.to_yaml()),
-            ("started", started.isoformat(timespec="seconds")),
-            ("finished", finished.isoformat(timespec="seconds"))]
+    rows = [
+        ("version", __version__),
+        ("config_yaml", settings.to_yaml()),
+        ("started", started.isoformat(timespec="seconds")),
+        ("finished", finished.isoformat(timespec="seconds")),
+    ]
     for name, path in sorted(settings.inputs.items()):
         if io.is_db_table(path):
             from .db import mask_dsn
@@ -154,8 +195,52 @@ def run_info(settings: RunSettings, *, started: datetime, finished: datetime,
     return pd.DataFrame(rows, columns=["key", "value"])
 
 
-def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | None = None,
-        write: bool = True, until: str | None = None) -> RunResult:
+def write_maps(
+    layers: dict[str, pd.DataFrame],
+    out_dir: Path,
+    *,
+    settings: RunSettings,
+    overwrite: bool,
+    say: Progress,
+) -> dict[str, Path]:
+    """Offline HTML maps and print-ready PNG maps of a run (``output.maps``)."""
+    from .plot import make_static_maps
+    from .webmap import make_webmaps
+
+    geo = {k: v for k, v in layers.items() if isinstance(v, gpd.GeoDataFrame)}
+    opts = settings.output
+    say("绘制交互地图 interactive maps")
+    written = {
+        f"{k}.html": v
+        for k, v in make_webmaps(
+            geo,
+            out_dir,
+            basemap=opts.get("basemap"),
+            tk=opts.get("tianditu_key"),
+            max_features=int(opts.get("max_features", 20000)),
+            overwrite=overwrite,
+        ).items()
+    }
+    say("绘制静态地图 static maps")
+    written.update(
+        {
+            f"{k}.png": v
+            for k, v in make_static_maps(
+                geo, out_dir, dpi=int(opts.get("dpi", 300)), overwrite=overwrite
+            ).items()
+        }
+    )
+    return written
+
+
+def run(
+    settings: RunSettings,
+    *,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    write: bool = True,
+    until: str | None = None,
+) -> RunResult:
     """Run every stage on the inputs of ``settings`` and write the GeoPackage.
 
     Raises :class:`~mujun_geo.export.OutputExistsError` before any work when the output
@@ -183,18 +268,29 @@ def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | 
     rejects = problems.rejects()
     layers["rejects"] = rejects
     layers["problems"] = problems.frame()
-    layers["run_info"] = run_info(settings, started=started, finished=datetime.now(timezone.utc),
-                                  timings=timings)
+    layers["run_info"] = run_info(
+        settings, started=started, finished=datetime.now(timezone.utc), timings=timings
+    )
     result = RunResult(layers=layers, problems=problems, info={"timings": timings, "crs": data.crs})
     if write:
         say("写出 GeoPackage")
         t0 = time.perf_counter()
-        result.path = write_geopackage(layers, settings.output_path, overwrite=overwrite,
-                                       postprocess=lambda tmp: add_styles(tmp, layers))
+        result.path = write_geopackage(
+            layers,
+            settings.output_path,
+            overwrite=overwrite,
+            postprocess=lambda tmp: add_styles(tmp, layers),
+        )
         timings["export"] = time.perf_counter() - t0
         if settings.output.get("report", True):
             say("写出 Excel 报表")
             result.report = write_report(layers, report_path, overwrite=overwrite)
+        if settings.output.get("maps", True) and until is None:
+            t0 = time.perf_counter()
+            result.maps = write_maps(
+                layers, out_dir / "maps", settings=settings, overwrite=overwrite, say=say
+            )
+            timings["maps"] = time.perf_counter() - t0
         if settings.db:
             from .db import schema_for_year, write_postgis
 
@@ -203,5 +299,3 @@ def run(settings: RunSettings, *, overwrite: bool = False, progress: Progress | 
             write_postgis(layers, settings.db, schema=schema, overwrite=overwrite)
             result.info["db_schema"] = schema
     return result
-
-

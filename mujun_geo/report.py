@@ -37,10 +37,33 @@ from .labels import GRADE_NAMES, LAYERS, label
 __all__ = ["summary_tables", "write_report"]
 
 _SKIP = {"geometry", "config_yaml"}
-_PERCENT = ("rd_ratio", "coverage", "ancillary_land_share", "ancillary_floor_share", "land_share", "confidence")
-_SHEET_ORDER = ["enterprises", "matches", "review", "parcels", "lowland", "high_energy_low_efficiency",
-                "standard_land_review", "parks", "regions", "industries", "leaders", "changes", "unmatched",
-                "vacant", "rejects", "problems", "run_info"]
+_PERCENT = (
+    "rd_ratio",
+    "coverage",
+    "ancillary_land_share",
+    "ancillary_floor_share",
+    "land_share",
+    "confidence",
+)
+_SHEET_ORDER = [
+    "enterprises",
+    "matches",
+    "review",
+    "parcels",
+    "lowland",
+    "high_energy_low_efficiency",
+    "standard_land_review",
+    "parks",
+    "regions",
+    "industries",
+    "leaders",
+    "changes",
+    "unmatched",
+    "vacant",
+    "rejects",
+    "problems",
+    "run_info",
+]
 
 
 def _number_format(column: str, series: pd.Series) -> str | None:
@@ -48,7 +71,14 @@ def _number_format(column: str, series: pd.Series) -> str | None:
         return None
     if column in _PERCENT or column.endswith("_share") or column.endswith("_ratio"):
         return "0.00%"
-    if column in ("row", "src_row", "rank", "year", "n_enterprises", "employees") or column.startswith("n_"):
+    if column in (
+        "row",
+        "src_row",
+        "rank",
+        "year",
+        "n_enterprises",
+        "employees",
+    ) or column.startswith("n_"):
         return "0"
     return "#,##0.00"
 
@@ -59,23 +89,63 @@ def summary_tables(layers: Mapping[str, pd.DataFrame]) -> list[tuple[str, pd.Dat
     firms = layers.get("enterprises")
     if firms is not None and len(firms):
         status = firms.get("match_status", pd.Series("—", index=firms.index)).fillna("—")
-        overview = pd.DataFrame({
-            "项目": ["企业总数", "已匹配用地", "未匹配", "拒收"],
-            "数量": [len(firms), int((status == "matched").sum()), int((status == "unmatched").sum()),
-                   int((status == "rejected").sum())],
-        })
+        overview = pd.DataFrame(
+            {
+                "项目": ["企业总数", "已匹配用地", "未匹配", "拒收"],
+                "数量": [
+                    len(firms),
+                    int((status == "matched").sum()),
+                    int((status == "unmatched").sum()),
+                    int((status == "rejected").sum()),
+                ],
+            }
+        )
         blocks.append(("企业与地企对应", overview))
         if "grade" in firms:
             scale = firms.get("eval_class", firms.get("scale", pd.Series("all", index=firms.index)))
             grade = firms["grade"].fillna("").astype(str)
             table = pd.crosstab(scale.fillna("—"), grade.map(lambda g: GRADE_NAMES.get(g, g)))
             table["合计"] = table.sum(axis=1)
-            blocks.append(("评价结果(按评价类别)", table.reset_index().rename(columns={table.index.name or "row_0": "类别"})))
+            blocks.append(
+                (
+                    "评价结果(按评价类别)",
+                    table.reset_index().rename(columns={table.index.name or "row_0": "类别"}),
+                )
+            )
     for name, title, cols in (
-        ("parks", "园区", ["park_id", "name", "park_type", "area_mu", "tax_per_mu", "va_per_mu", "far",
-                          "n_a", "n_b", "n_c", "n_d", "lowland_mu", "rank"]),
-        ("regions", "行政区与目标", ["region_code", "name", "level", "tax_per_mu", "tax_per_mu_target", "tax_gap",
-                                 "va_per_mu", "tax_per_mu_growth"]),
+        (
+            "parks",
+            "园区",
+            [
+                "park_id",
+                "name",
+                "park_type",
+                "area_mu",
+                "tax_per_mu",
+                "va_per_mu",
+                "far",
+                "n_a",
+                "n_b",
+                "n_c",
+                "n_d",
+                "lowland_mu",
+                "rank",
+            ],
+        ),
+        (
+            "regions",
+            "行政区与目标",
+            [
+                "region_code",
+                "name",
+                "level",
+                "tax_per_mu",
+                "tax_per_mu_target",
+                "tax_gap",
+                "va_per_mu",
+                "tax_per_mu_growth",
+            ],
+        ),
     ):
         frame = layers.get(name)
         if frame is not None and len(frame):
@@ -84,9 +154,17 @@ def summary_tables(layers: Mapping[str, pd.DataFrame]) -> list[tuple[str, pd.Dat
     low = layers.get("lowland")
     if low is not None and len(low):
         reasons = low["lowland_reasons"].fillna("").str.split(";").explode()
-        area = low.set_index(low.index)["area_mu"] if "area_mu" in low else pd.Series(0.0, index=low.index)
+        area = (
+            low.set_index(low.index)["area_mu"]
+            if "area_mu" in low
+            else pd.Series(0.0, index=low.index)
+        )
         table = pd.DataFrame({"reason": reasons, "area_mu": area.reindex(reasons.index).to_numpy()})
-        table = table[table["reason"] != ""].groupby("reason").agg(宗地数=("area_mu", "size"), 面积亩=("area_mu", "sum"))
+        table = (
+            table[table["reason"] != ""]
+            .groupby("reason")
+            .agg(宗地数=("area_mu", "size"), 面积亩=("area_mu", "sum"))
+        )
         table.loc["合计(去重)"] = [len(low), float(area.sum())]
         blocks.append(("低效工业用地", table.reset_index().rename(columns={"reason": "原因"})))
     return blocks
@@ -117,18 +195,26 @@ def _write_frame(ws, frame: pd.DataFrame, *, start_row: int = 1) -> int:  # noqa
             cell = ws.cell(row=i, column=j, value=value)
             if fmt:
                 cell.number_format = fmt
-        width = max([len(label(str(col))) * 2] + [len(str(v)) for v in values[:200] if v is not None])
+        width = max(
+            [len(label(str(col))) * 2] + [len(str(v)) for v in values[:200] if v is not None]
+        )
         letter = get_column_letter(j)
-        ws.column_dimensions[letter].width = max(ws.column_dimensions[letter].width or 0, min(max(width, 8), 60))
+        ws.column_dimensions[letter].width = max(
+            ws.column_dimensions[letter].width or 0, min(max(width, 8), 60)
+        )
         if col == "grade" and len(values):
             rng = f"{letter}{start_row + 1}:{letter}{start_row + len(values)}"
             for g in "ABCD":
                 fill = PatternFill("solid", fgColor=GRADE_COLOURS[g].lstrip("#"))
-                ws.conditional_formatting.add(rng, CellIsRule(operator="equal", formula=[f'"{g}"'], fill=fill))
+                ws.conditional_formatting.add(
+                    rng, CellIsRule(operator="equal", formula=[f'"{g}"'], fill=fill)
+                )
     return start_row + len(frame) + 1
 
 
-def write_report(layers: Mapping[str, pd.DataFrame], path: str | Path, *, overwrite: bool = False) -> Path:
+def write_report(
+    layers: Mapping[str, pd.DataFrame], path: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write ``report.xlsx`` atomically: a 汇总 sheet, then one sheet per table layer."""
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,12 @@ evaluation.preset     zhejiang-2022                   preset name or YAML path (
 land.*                storey_height_m 3.5 (m), …      see :mod:`mujun_geo.land`
 output.dir            out                             output folder
 output.gpkg           mujun.gpkg                      GeoPackage file name in the folder
+output.report         true                            write report.xlsx beside it
+output.maps           true                            write maps/*.html (offline) and maps/*.png
+output.basemap        none                            none | tianditu | amap | osm (HTML maps)
+output.tianditu_key   —                               天地图 key (``tk``) for basemap tianditu
+output.max_features   20000                           above this, HTML maps draw parcels by grid
+output.dpi            300                             resolution of the PNG maps
 db                    —                               PostGIS DSN: every output layer is also
                                                       written there, one schema per year, in one
                                                       transaction (password from PGPASSWORD or
@@ -52,8 +58,17 @@ from ._errors import ConfigError
 
 __all__ = ["DEFAULTS", "INPUT_LAYERS", "RunSettings", "default_yaml"]
 
-INPUT_LAYERS = ("parcels", "enterprises", "buildings", "parks", "regions", "overrides",
-                "standard_land", "targets", "previous")
+INPUT_LAYERS = (
+    "parcels",
+    "enterprises",
+    "buildings",
+    "parks",
+    "regions",
+    "overrides",
+    "standard_land",
+    "targets",
+    "previous",
+)
 
 DEFAULTS: dict[str, Any] = {
     "year": 2022,
@@ -77,7 +92,16 @@ DEFAULTS: dict[str, Any] = {
         "lowland_rules": "default",
         "height_raster": None,
     },
-    "output": {"dir": "out", "gpkg": "mujun.gpkg", "report": True, "maps": True},
+    "output": {
+        "dir": "out",
+        "gpkg": "mujun.gpkg",
+        "report": True,
+        "maps": True,
+        "basemap": None,
+        "tianditu_key": None,
+        "max_features": 20000,
+        "dpi": 300,
+    },
     "db": None,
     "db_schema": None,
 }
@@ -107,8 +131,10 @@ class RunSettings:
         """Merge ``data`` over :data:`DEFAULTS`, refusing unknown keys."""
         unknown = sorted(set(data) - set(DEFAULTS))
         if unknown:
-            msg = (f"unknown setting(s) {', '.join(f'`{k}`' for k in unknown)}; "
-                   f"allowed: {', '.join(sorted(DEFAULTS))}")
+            msg = (
+                f"unknown setting(s) {', '.join(f'`{k}`' for k in unknown)}; "
+                f"allowed: {', '.join(sorted(DEFAULTS))}"
+            )
             raise ConfigError(msg)
         merged = copy.deepcopy(DEFAULTS)
         for key, value in data.items():
@@ -135,10 +161,21 @@ class RunSettings:
             raise ConfigError(msg) from exc
         out = dict(merged["output"])
         out["dir"] = Path(out["dir"]) if Path(out["dir"]).is_absolute() else base / out["dir"]
-        return cls(year=year, inputs=inputs, crs=dict(merged["crs"]), coord_sys=merged["coord_sys"],
-                   encoding=merged["encoding"], engine=merged["engine"], target_crs=merged["target_crs"],
-                   matching=merged["matching"], evaluation=merged["evaluation"], land=merged["land"],
-                   output=out, db=merged["db"], db_schema=merged["db_schema"])
+        return cls(
+            year=year,
+            inputs=inputs,
+            crs=dict(merged["crs"]),
+            coord_sys=merged["coord_sys"],
+            encoding=merged["encoding"],
+            engine=merged["engine"],
+            target_crs=merged["target_crs"],
+            matching=merged["matching"],
+            evaluation=merged["evaluation"],
+            land=merged["land"],
+            output=out,
+            db=merged["db"],
+            db_schema=merged["db_schema"],
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RunSettings:
@@ -202,7 +239,12 @@ def _mask(dsn: str | None) -> str | None:
 def default_yaml() -> str:
     """A complete run file with every default, for ``mujun-geo config show run``."""
     data = copy.deepcopy(DEFAULTS)
-    data["inputs"] = {"parcels": "parcels.shp", "enterprises": "enterprises.xlsx",
-                      "buildings": "buildings.gpkg", "parks": "parks.geojson",
-                      "regions": "regions.geojson", "overrides": "overrides.csv"}
+    data["inputs"] = {
+        "parcels": "parcels.shp",
+        "enterprises": "enterprises.xlsx",
+        "buildings": "buildings.gpkg",
+        "parks": "parks.geojson",
+        "regions": "regions.geojson",
+        "overrides": "overrides.csv",
+    }
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)

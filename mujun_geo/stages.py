@@ -60,8 +60,13 @@ def _ordered(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
 STAGES = ("match", "evaluate", "land")
 
 
-def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict[str, float],
-               until: str | None = None) -> dict[str, pd.DataFrame]:
+def run_stages(
+    data: Ingested,
+    *,
+    progress: Callable[[str], None],
+    timings: dict[str, float],
+    until: str | None = None,
+) -> dict[str, pd.DataFrame]:
     """Run the stages after ingest and return the output layers by name.
 
     ``until`` stops after ``"match"`` or ``"evaluate"`` (for the stage subcommands); the
@@ -86,19 +91,30 @@ def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict
         if regions is not None:
             region_names = dict(zip(regions["region_code"], regions["name"]))
         res = matching.match_enterprises(
-            firms, parcels, overrides=frames.get("overrides"), buildings=buildings,
-            region_names=region_names, **mopts)
+            firms,
+            parcels,
+            overrides=frames.get("overrides"),
+            buildings=buildings,
+            region_names=region_names,
+            **mopts,
+        )
         problems.extend(res.problems)
         firm_out = firms.join(res.enterprises)
         summary = res.summary()
         logger.info("matching: %s", summary)
     if until == "match":
-        firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+        firm_layer = gpd.GeoDataFrame(
+            _ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs
+        )
         parcel_layer = _ordered(parcels.join(res.parcels), PARCEL_COLUMNS)
-        return {"enterprises": firm_layer, "matches": res.matches, "parcels": parcel_layer,
-                "review": matching.review_table(res, firms, parcels),
-                "vacant": parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)],
-                "unmatched": firm_layer[firm_layer["match_status"] == "unmatched"]}
+        return {
+            "enterprises": firm_layer,
+            "matches": res.matches,
+            "parcels": parcel_layer,
+            "review": matching.review_table(res, firms, parcels),
+            "vacant": parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)],
+            "unmatched": firm_layer[firm_layer["match_status"] == "unmatched"],
+        }
 
     with _timed("evaluate", timings, progress, "亩均评价 evaluation"):
         preset = s.evaluation.get("preset", "zhejiang-2022")
@@ -106,7 +122,9 @@ def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict
         ev = evaluate(firm_out, config=preset, **extra)
         firm_out = firm_out.join(ev[[c for c in ev.columns if c not in firm_out.columns]])
     if until == "evaluate":
-        firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+        firm_layer = gpd.GeoDataFrame(
+            _ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs
+        )
         return {"enterprises": firm_layer, "matches": res.matches}
 
     with _timed("allocate", timings, progress, "用地分摊与宗地指标 parcel figures"):
@@ -125,36 +143,54 @@ def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
             bm = land.building_metrics(
-                parcel_out, buildings, storey_height_m=lopts.get("storey_height_m", 3.5),
+                parcel_out,
+                buildings,
+                storey_height_m=lopts.get("storey_height_m", 3.5),
                 tall_storey_m=lopts.get("tall_storey_m", 8.0),
                 tall_storey_factor=lopts.get("tall_storey_factor", 2.0),
-                height_raster=lopts.get("height_raster"))
+                height_raster=lopts.get("height_raster"),
+            )
             parcel_out = parcel_out.join(bm[[c for c in bm.columns if c not in parcel_out.columns]])
 
     with _timed("lowland", timings, progress, "低效用地与高耗低效 low-efficiency land"):
         exclude = [] if buildings is not None else ["idle", "far_below_min", "coverage_below_min"]
-        lr = land.flag_lowland(parcel_out, rules=lopts.get("lowland_rules", "default"), exclude=exclude,
-                               industrial_codes=lopts.get("lowland_codes", ("0601",)))
+        lr = land.flag_lowland(
+            parcel_out,
+            rules=lopts.get("lowland_rules", "default"),
+            exclude=exclude,
+            industrial_codes=lopts.get("lowland_codes", ("0601",)),
+        )
         parcel_out = gpd.GeoDataFrame(lr.parcels, geometry="geometry", crs=parcels.crs)
         layers["lowland"] = lr.lowland
         layers["lowland_summary"] = land.lowland_summary(parcel_out)
-        layers["high_energy_low_efficiency"] = land.high_energy_low_efficiency(firm_out[~firm_out["rejected"]])
+        layers["high_energy_low_efficiency"] = land.high_energy_low_efficiency(
+            firm_out[~firm_out["rejected"]]
+        )
         if frames.get("standard_land") is not None:
-            layers["standard_land_review"] = land.standard_land_review(parcel_out, frames["standard_land"],
-                                                                       year=s.year)
+            layers["standard_land_review"] = land.standard_land_review(
+                parcel_out, frames["standard_land"], year=s.year
+            )
 
-    with _timed("aggregate", timings, progress, "园区、行政区、行业汇总 parks, regions, industries"):
+    with _timed(
+        "aggregate", timings, progress, "园区、行政区、行业汇总 parks, regions, industries"
+    ):
         if parks is not None:
             layers["parks"] = aggregate.park_figures(parks, parcel_out, firm_out, alloc)
         previous = _previous(s)
         if regions is not None:
             layers["regions"] = aggregate.region_figures(
-                regions, firm_out, targets=frames.get("targets"), year=s.year,
-                previous=previous.get("regions"))
+                regions,
+                firm_out,
+                targets=frames.get("targets"),
+                year=s.year,
+                previous=previous.get("regions"),
+            )
         layers["industries"] = aggregate.industry_figures(firm_out)
         lead = [aggregate.leaders(firm_out, by="industry")]
         if parks is not None and len(layers.get("parks", [])):
-            firm_park = alloc.assign(park=alloc["parcel_id"].map(parcel_out.set_index("parcel_id")["park_id"]))
+            firm_park = alloc.assign(
+                park=alloc["parcel_id"].map(parcel_out.set_index("parcel_id")["park_id"])
+            )
             firm_park = firm_park.sort_values(["credit_code", "alloc_m2"], ascending=[True, False])
             first = firm_park.drop_duplicates("credit_code").set_index("credit_code")["park"]
             types = parks.set_index("park_id")["park_type"]
@@ -165,7 +201,9 @@ def run_stages(data: Ingested, *, progress: Callable[[str], None], timings: dict
             layers["changes"] = aggregate.grade_changes(firm_out, previous["enterprises"])
 
     review = matching.review_table(res, firms, parcels)
-    firm_layer = gpd.GeoDataFrame(_ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs)
+    firm_layer = gpd.GeoDataFrame(
+        _ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs
+    )
     parcel_layer = _ordered(parcel_out, PARCEL_COLUMNS)
     vacant = parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)]
     unmatched = firm_layer[firm_layer["match_status"] == "unmatched"]
@@ -190,7 +228,8 @@ def _previous(settings: Any) -> dict[str, pd.DataFrame]:
     import pyogrio
 
     names = {name for name, _ in pyogrio.list_layers(path)}
-    return {name: pyogrio.read_dataframe(path, layer=name) for name in ("enterprises", "regions", "parcels")
-            if name in names}
-
-
+    return {
+        name: pyogrio.read_dataframe(path, layer=name)
+        for name in ("enterprises", "regions", "parcels")
+        if name in names
+    }

@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from shapely import box
 
 import geopandas as gpd
+from shapely import box
 
 from mujun_geo import aggregate
 from mujun_geo.units import M2_PER_MU

@@ -23,7 +23,16 @@ def demo_out(tmp_path_factory):
 def test_demo_writes_every_contract_layer(demo_out):
     out, output = demo_out
     layers = dict(pyogrio.list_layers(out / "mujun.gpkg"))
-    for name in ("enterprises", "matches", "parcels", "lowland", "parks", "regions", "rejects", "run_info"):
+    for name in (
+        "enterprises",
+        "matches",
+        "parcels",
+        "lowland",
+        "parks",
+        "regions",
+        "rejects",
+        "run_info",
+    ):
         assert name in layers, name
     assert layers["parcels"] in ("Polygon", "MultiPolygon") and layers["enterprises"] == "Point"
     assert (out / "report.xlsx").exists()
@@ -40,7 +49,9 @@ def test_existing_output_is_never_overwritten_without_flag(demo_out):
 
 
 def test_run_with_files_and_missing_required_input(tmp_path):
-    res = CliRunner().invoke(cli, ["run", "--enterprises", str(get_path("enterprises")), "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        cli, ["run", "--enterprises", str(get_path("enterprises")), "--out", str(tmp_path)]
+    )
     assert res.exit_code == 1
     assert "input `parcels` is required" in res.output
 
@@ -55,12 +66,30 @@ def test_missing_crs_is_a_user_error_not_a_traceback(tmp_path):
 
     for ext in (".shp", ".shx", ".dbf"):
         shutil.copy(get_path("parcels").with_suffix(ext), tmp_path / f"zd{ext}")
-    res = CliRunner().invoke(cli, ["validate", "--parcels", str(tmp_path / "zd.shp"),
-                                   "--enterprises", str(get_path("enterprises"))])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "validate",
+            "--parcels",
+            str(tmp_path / "zd.shp"),
+            "--enterprises",
+            str(get_path("enterprises")),
+        ],
+    )
     assert res.exit_code == 1
     assert "EPSG:4528" in res.output and "--crs" in res.output and "Traceback" not in res.output
-    res = CliRunner().invoke(cli, ["validate", "--parcels", str(tmp_path / "zd.shp"), "--crs", "EPSG:4528",
-                                   "--enterprises", str(get_path("enterprises"))])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "validate",
+            "--parcels",
+            str(tmp_path / "zd.shp"),
+            "--crs",
+            "EPSG:4528",
+            "--enterprises",
+            str(get_path("enterprises")),
+        ],
+    )
     assert res.exit_code == 0, res.output
 
 
@@ -77,9 +106,15 @@ def test_run_from_config_file_with_relative_paths(tmp_path):
     import yaml
 
     sample = get_path("parcels").parent
-    cfg = {"year": 2022, "inputs": {"parcels": str(sample / "parcels.shp"),
-                                    "enterprises": str(sample / "enterprises.xlsx")},
-           "matching": {"max_distance": 30}, "output": {"dir": "result", "report": False}}
+    cfg = {
+        "year": 2022,
+        "inputs": {
+            "parcels": str(sample / "parcels.shp"),
+            "enterprises": str(sample / "enterprises.xlsx"),
+        },
+        "matching": {"max_distance": 30},
+        "output": {"dir": "result", "report": False},
+    }
     path = tmp_path / "county.yml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     res = CliRunner().invoke(cli, ["run", "--config", str(path)])
@@ -95,12 +130,20 @@ def test_run_from_config_file_with_relative_paths(tmp_path):
 
 
 def test_review_apply_turns_decisions_into_overrides(tmp_path):
-    review = pd.DataFrame({"统一社会信用代码": ["A1", "A1", "B2"], "宗地代码": ["P1", "P2", "P3"],
-                           "决定": ["确认", "否决", None]})
+    review = pd.DataFrame(
+        {
+            "统一社会信用代码": ["A1", "A1", "B2"],
+            "宗地代码": ["P1", "P2", "P3"],
+            "决定": ["确认", "否决", None],
+        }
+    )
     path = tmp_path / "review.csv"
     review.to_csv(path, index=False, encoding="utf-8-sig")
     ov = tmp_path / "overrides.csv"
-    ov.write_text("统一社会信用代码,宗地代码,操作,备注\nA1,P1,否决,old\nC3,P9,指定,keep\n", encoding="utf-8-sig")
+    ov.write_text(
+        "统一社会信用代码,宗地代码,操作,备注\nA1,P1,否决,old\nC3,P9,指定,keep\n",
+        encoding="utf-8-sig",
+    )
     res = CliRunner().invoke(cli, ["review", "apply", str(path), "--overrides", str(ov)])
     assert res.exit_code == 0, res.output
     back = pd.read_csv(ov, encoding="utf-8-sig")

@@ -1,7 +1,7 @@
 import pytest
-from shapely import Point, box
 
 import geopandas as gpd
+from shapely import Point, box
 
 from mujun_geo._errors import CRSError
 from mujun_geo.crs import gk3_epsg, require_projected, to_working_crs

@@ -2,10 +2,10 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from shapely import Point, box
 
 import geopandas as gpd
 import pyogrio
+from shapely import Point, box
 
 from mujun_geo.export import OutputExistsError, write_geopackage
 from mujun_geo.gpkg_styles import add_styles, qml_graduated, quantile_breaks

@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from shapely import Polygon, box
 
 import geopandas as gpd
 import pyogrio
+from shapely import Polygon, box
 
 from mujun_geo import coords, io
 from mujun_geo._errors import CRSError, SchemaError

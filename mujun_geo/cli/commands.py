@@ -11,5 +11,14 @@ from .validate import validate_cmd
 
 __all__ = ["ALL"]
 
-ALL = [demo_cmd, run_cmd, validate_cmd, match_cmd, evaluate_cmd, land_cmd, explain_cmd, config_group,
-       review_group]
+ALL = [
+    demo_cmd,
+    run_cmd,
+    validate_cmd,
+    match_cmd,
+    evaluate_cmd,
+    land_cmd,
+    explain_cmd,
+    config_group,
+    review_group,
+]

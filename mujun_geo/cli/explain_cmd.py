@@ -29,4 +29,10 @@ def explain_cmd(credit_code: str, demo: bool, **kwargs: Any) -> None:
         settings = settings_from(kwargs)
     result = run(settings, write=False, until="evaluate")
     firms = result.layers["enterprises"]
-    click.echo(explain(firms, credit_code.strip().upper(), config=settings.evaluation.get("preset", "zhejiang-2022")))
+    click.echo(
+        explain(
+            firms,
+            credit_code.strip().upper(),
+            config=settings.evaluation.get("preset", "zhejiang-2022"),
+        )
+    )

@@ -22,27 +22,57 @@ _FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
 def input_options(func: F) -> F:
     """Add ``--config`` and one ``--<layer> FILE`` option per input layer."""
     opts = [
-        click.option("--config", "config", type=_FILE, help="Run file (YAML); see `mujun-geo config show run`."),
-        click.option("--parcels", help="宗地 polygons (any GDAL vector format, or a PostGIS table)."),
+        click.option(
+            "--config",
+            "config",
+            type=_FILE,
+            help="Run file (YAML); see `mujun-geo config show run`.",
+        ),
+        click.option(
+            "--parcels", help="宗地 polygons (any GDAL vector format, or a PostGIS table)."
+        ),
         click.option("--enterprises", help="企业 table (XLSX/CSV), point layer or PostGIS table."),
         click.option("--buildings", type=_FILE, help="建筑物 polygons with 层数/高度/用途."),
         click.option("--parks", type=_FILE, help="园区 polygons."),
         click.option("--regions", type=_FILE, help="行政区 polygons (city and county)."),
         click.option("--overrides", type=_FILE, help="人工确认 table (staff decisions on links)."),
-        click.option("--standard-land", "standard_land", type=_FILE, help="标准地 commitments table."),
-        click.option("--targets", type=_FILE, help="Region targets table (adds to the built-in 2022 targets)."),
-        click.option("--previous", type=_FILE, help="Last year's output GeoPackage, for year-over-year change."),
-        click.option("--crs", "crs", metavar="EPSG", help="CRS to declare for input files that have none."),
-        click.option("--coord-sys", type=click.Choice(["wgs84", "cgcs2000", "gcj02", "bd09"]),
-                     help="System of 经度/纬度 where the 坐标系 column is blank."),
-        click.option("--encoding", help="Force the text encoding of Shapefiles (default: detected)."),
-        click.option("--engine", type=click.Choice(["pyogrio", "fiona"]), help="Vector I/O engine."),
+        click.option(
+            "--standard-land", "standard_land", type=_FILE, help="标准地 commitments table."
+        ),
+        click.option(
+            "--targets",
+            type=_FILE,
+            help="Region targets table (adds to the built-in 2022 targets).",
+        ),
+        click.option(
+            "--previous",
+            type=_FILE,
+            help="Last year's output GeoPackage, for year-over-year change.",
+        ),
+        click.option(
+            "--crs", "crs", metavar="EPSG", help="CRS to declare for input files that have none."
+        ),
+        click.option(
+            "--coord-sys",
+            type=click.Choice(["wgs84", "cgcs2000", "gcj02", "bd09"]),
+            help="System of 经度/纬度 where the 坐标系 column is blank.",
+        ),
+        click.option(
+            "--encoding", help="Force the text encoding of Shapefiles (default: detected)."
+        ),
+        click.option(
+            "--engine", type=click.Choice(["pyogrio", "fiona"]), help="Vector I/O engine."
+        ),
         click.option("--year", type=int, help="Evaluation year."),
         click.option("--preset", help="Scoring preset or YAML (see `mujun-geo config list`)."),
-        click.option("--db", "db", metavar="DSN",
-                     help="PostGIS database (postgresql://user@host/db) to write every layer to, one schema "
-                          "per year; the password comes from PGPASSWORD or ~/.pgpass. Inputs can be tables: "
-                          "--parcels 'postgresql://…#schema.table'."),
+        click.option(
+            "--db",
+            "db",
+            metavar="DSN",
+            help="PostGIS database (postgresql://user@host/db) to write every layer to, one schema "
+            "per year; the password comes from PGPASSWORD or ~/.pgpass. Inputs can be tables: "
+            "--parcels 'postgresql://…#schema.table'.",
+        ),
     ]
     for opt in reversed(opts):
         func = opt(func)

@@ -34,8 +34,13 @@ def _read_review(path: Path) -> pd.DataFrame:
 
 @review_group.command("apply")
 @click.argument("review_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--overrides", "overrides_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Overrides CSV to create or extend (later decisions on the same link win).")
+@click.option(
+    "--overrides",
+    "overrides_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Overrides CSV to create or extend (later decisions on the same link win).",
+)
 @user_errors
 def review_apply(review_file: Path, overrides_path: Path) -> None:
     """Read REVIEW_FILE (the 待人工复核 sheet of report.xlsx, or a CSV) and update the overrides."""
@@ -45,14 +50,23 @@ def review_apply(review_file: Path, overrides_path: Path) -> None:
     decided = apply_review(_read_review(review_file))
     new = decided[["credit_code", "parcel_id", "action", "share", "note"]]
     if overrides_path.exists():
-        old = read_overrides(overrides_path)[["credit_code", "parcel_id", "action", "share", "note"]]
+        old = read_overrides(overrides_path)[
+            ["credit_code", "parcel_id", "action", "share", "note"]
+        ]
         merged = pd.concat([old, new], ignore_index=True)
     else:
         merged = new
     merged = merged.drop_duplicates(["credit_code", "parcel_id"], keep="last")
     tmp = overrides_path.with_name(f".{overrides_path.name}.partial")
-    out = merged.rename(columns={"credit_code": "统一社会信用代码", "parcel_id": "宗地代码", "action": "操作",
-                                 "share": "面积份额", "note": "备注"})
+    out = merged.rename(
+        columns={
+            "credit_code": "统一社会信用代码",
+            "parcel_id": "宗地代码",
+            "action": "操作",
+            "share": "面积份额",
+            "note": "备注",
+        }
+    )
     out["操作"] = out["操作"].map({"confirm": "确认", "reject": "否决", "assign": "指定"})
     out.to_csv(tmp, index=False, encoding="utf-8-sig")
     tmp.replace(overrides_path)

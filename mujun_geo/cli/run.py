@@ -48,7 +48,9 @@ def execute(settings: RunSettings, *, overwrite: bool) -> RunResult:
 
 @click.command("run")
 @input_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: out].")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: out]."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @user_errors
 def run_cmd(out: Path | None, overwrite: bool, **kwargs: Any) -> None:
@@ -57,8 +59,13 @@ def run_cmd(out: Path | None, overwrite: bool, **kwargs: Any) -> None:
 
 
 @click.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Output folder.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Output folder.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @user_errors
 def demo_cmd(out: Path, overwrite: bool) -> None:

@@ -19,11 +19,17 @@ def _stage(until: str, out: Path | None, overwrite: bool, kwargs: dict[str, Any]
     settings = settings_from(kwargs, out=out)
     settings.output["gpkg"] = f"{until}.gpkg"
     settings.output["report"] = until == "land"
-    return run(settings, overwrite=overwrite, progress=_progress(), until=None if until == "land" else until)
+    return run(
+        settings,
+        overwrite=overwrite,
+        progress=_progress(),
+        until=None if until == "land" else until,
+    )
 
 
-_out = click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                    help="Output folder [default: out].")
+_out = click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: out]."
+)
 _overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 
 
@@ -38,11 +44,19 @@ def match_cmd(out: Path | None, overwrite: bool, **kwargs: Any) -> None:
     m = result.layers["matches"]
     firms = result.layers["enterprises"]
     click.echo(f"写出 wrote {result.path}")
-    click.echo("links by method 按方式: " + ", ".join(f"{k} {v}" for k, v in m["method"].value_counts().sort_index().items()))
-    click.echo("links by status 按状态: " + ", ".join(f"{k} {v}" for k, v in m["status"].value_counts().sort_index().items()))
+    click.echo(
+        "links by method 按方式: "
+        + ", ".join(f"{k} {v}" for k, v in m["method"].value_counts().sort_index().items())
+    )
+    click.echo(
+        "links by status 按状态: "
+        + ", ".join(f"{k} {v}" for k, v in m["status"].value_counts().sort_index().items())
+    )
     status = firms["match_status"].value_counts()
-    click.echo(f"firms 企业: matched {status.get('matched', 0)}, unmatched {status.get('unmatched', 0)}, "
-               f"rejected {status.get('rejected', 0)}; awaiting review 待复核 {firms['n_review'].gt(0).sum()}")
+    click.echo(
+        f"firms 企业: matched {status.get('matched', 0)}, unmatched {status.get('unmatched', 0)}, "
+        f"rejected {status.get('rejected', 0)}; awaiting review 待复核 {firms['n_review'].gt(0).sum()}"
+    )
     click.echo(f"vacant industrial parcels 空置工业宗地: {len(result.layers['vacant'])}")
 
 
@@ -71,7 +85,9 @@ def land_cmd(out: Path | None, overwrite: bool, **kwargs: Any) -> None:
     low = result.layers.get("lowland")
     click.echo(f"写出 wrote {result.path}")
     if low is not None:
-        click.echo(f"low-efficiency parcels 低效工业用地: {len(low)}, {low['area_mu'].sum():.1f} 亩")
+        click.echo(
+            f"low-efficiency parcels 低效工业用地: {len(low)}, {low['area_mu'].sum():.1f} 亩"
+        )
     hele = result.layers.get("high_energy_low_efficiency")
     if hele is not None:
         click.echo(f"高耗低效 firms: {len(hele)}")

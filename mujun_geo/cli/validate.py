@@ -33,10 +33,14 @@ def format_report(problems: pd.DataFrame, *, examples: int = 3) -> str:
     n_err = int((problems["severity"] == "error").sum())
     n_rej = int((problems["severity"] == "reject").sum())
     n_warn = int((problems["severity"] == "warning").sum())
-    lines = [f"{len(problems)} problems: {n_err} blocking, {n_rej} rejected rows, {n_warn} warnings"]
+    lines = [
+        f"{len(problems)} problems: {n_err} blocking, {n_rej} rejected rows, {n_warn} warnings"
+    ]
     order = {"error": 0, "reject": 1, "warning": 2}
     groups = problems.groupby(["severity", "kind"], sort=False)
-    for (sev, kind), grp in sorted(groups, key=lambda g: (order.get(g[0][0], 3), -len(g[1]), g[0][1])):
+    for (sev, kind), grp in sorted(
+        groups, key=lambda g: (order.get(g[0][0], 3), -len(g[1]), g[0][1])
+    ):
         lines.append(f"{_SEVERITY.get(sev, sev)}  {kind}  {len(grp)}")
         for rec in grp.head(examples).itertuples():
             where = f"row {rec.row}" if pd.notna(rec.row) else ""

@@ -11,7 +11,7 @@ Examples
 >>> get_path("nope")
 Traceback (most recent call last):
 ...
-ValueError: no sample dataset 'nope'; available: buildings, enterprises, overrides, parcels, parks, regions, standard_land
+ValueError: no sample dataset 'nope'; available: buildings, enterprises, overrides, parcels, ...
 """
 
 from __future__ import annotations
@@ -52,8 +52,10 @@ def get_path(name: str) -> Path:
         raise ValueError(msg)
     path = sample_dir() / _FILES[name]
     if not path.exists():
-        msg = (f"sample file {path} is missing: mujun-geo must be installed from a clone "
-               "(pip install -e .) or regenerate it with `python scripts/make_sample.py`")
+        msg = (
+            f"sample file {path} is missing: mujun-geo must be installed from a clone "
+            "(pip install -e .) or regenerate it with `python scripts/make_sample.py`"
+        )
         raise FileNotFoundError(msg)
     return path
 
