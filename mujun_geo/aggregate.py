@@ -43,6 +43,7 @@ __all__ = [
     "industry_figures",
     "leaders",
     "park_figures",
+    "parcel_changes",
     "parcel_figures",
     "region_figures",
 ]
@@ -401,6 +402,39 @@ def leaders(
     cols = ["group", "leader_rank", "credit_code", "name", measure, "grade"]
     out = e[e["leader_rank"] <= top][[c for c in cols if c in e]]
     return out.assign(by=by, measure=measure).reset_index(drop=True)
+
+
+def parcel_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """Each parcel's change since last year: grade, 亩均税收, 容积率 and low-efficiency flag.
+
+    Parcels only in one year are listed with ``note`` 新增宗地 / 本年无此宗地 (split, merged
+    or re-surveyed parcels get new codes, so staff see them rather than a silent gap).
+    """
+    cols = [c for c in ("grade", "tax_per_mu", "far", "lowland") if c in current and c in previous]
+    cur = current.drop_duplicates("parcel_id").set_index("parcel_id")
+    prev = previous.drop_duplicates("parcel_id").set_index("parcel_id")
+    ids = cur.index.union(prev.index)
+    out = pd.DataFrame(index=ids)
+    for col in cols:
+        out[f"{col}_prev"] = prev[col].reindex(ids)
+        out[col] = cur[col].reindex(ids)
+    if "grade" in cols:
+        a = out["grade_prev"].map(_GRADE_ORDER)
+        b = out["grade"].map(_GRADE_ORDER)
+        out["grade_change"] = (a - b).astype("Int64")
+    for col in ("tax_per_mu", "far"):
+        if col in cols:
+            out[f"{col}_change"] = out[col] - out[f"{col}_prev"]
+    conds = [~ids.isin(prev.index), ~ids.isin(cur.index)]
+    notes = ["新增宗地", "本年无此宗地"]
+    if "lowland" in cols:
+        now = out["lowland"].fillna(0).astype(int).to_numpy()
+        before = out["lowland_prev"].fillna(0).astype(int).to_numpy()
+        conds += [(now == 1) & (before == 0), (now == 0) & (before == 1)]
+        notes += ["新认定低效", "退出低效"]
+    out["note"] = np.select(conds, notes, default="")
+    out.index.name = "parcel_id"
+    return out.reset_index()
 
 
 def grade_changes(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:

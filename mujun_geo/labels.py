@@ -32,7 +32,9 @@ LAYERS: dict[str, str] = {
     "rejects": "拒收记录",
     "problems": "数据问题清单",
     "run_info": "运行信息",
-    "changes": "年度变化",
+    "changes": "企业年度变化",
+    "parcel_changes": "宗地年度变化",
+    "lowland_summary": "低效用地汇总",
 }
 
 GRADE_NAMES: dict[str, str] = {

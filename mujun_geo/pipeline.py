@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -253,6 +254,10 @@ def run(
         check_writable(settings.output_path, overwrite=overwrite)
         if settings.output.get("report", True):
             check_writable(report_path, overwrite=overwrite)
+    if settings.output.get("pseudonymise"):
+        from .privacy import check_salt
+
+        check_salt(settings.output.get("salt") or os.environ.get("MUJUN_SALT", ""))
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -271,6 +276,11 @@ def run(
     layers["run_info"] = run_info(
         settings, started=started, finished=datetime.now(timezone.utc), timings=timings
     )
+    if settings.output.get("pseudonymise"):
+        from .privacy import pseudonymise
+
+        salt = settings.output.get("salt") or os.environ.get("MUJUN_SALT", "")
+        layers = pseudonymise(layers, salt=salt)
     result = RunResult(layers=layers, problems=problems, info={"timings": timings, "crs": data.crs})
     if write:
         say("写出 GeoPackage")

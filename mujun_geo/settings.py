@@ -27,6 +27,9 @@ output.basemap        none                            none | tianditu | amap | o
 output.tianditu_key   —                               天地图 key (``tk``) for basemap tianditu
 output.max_features   20000                           above this, HTML maps draw parcels by grid
 output.dpi            300                             resolution of the PNG maps
+output.pseudonymise   false                           replace credit codes and names by keyed
+                                                      hashes (salt from MUJUN_SALT or --salt,
+                                                      never from this file)
 db                    —                               PostGIS DSN: every output layer is also
                                                       written there, one schema per year, in one
                                                       transaction (password from PGPASSWORD or
@@ -214,7 +217,11 @@ class RunSettings:
             "matching": self.matching,
             "evaluation": self.evaluation,
             "land": self.land,
-            "output": {**self.output, "dir": str(self.output["dir"])},
+            "output": {
+                k: v
+                for k, v in {**self.output, "dir": str(self.output["dir"])}.items()
+                if k != "salt"
+            },
             "db": _mask(self.db),
             "db_schema": self.db_schema,
         }

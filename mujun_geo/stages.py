@@ -199,6 +199,8 @@ def run_stages(
         layers["leaders"] = pd.concat(lead, ignore_index=True)
         if previous.get("enterprises") is not None:
             layers["changes"] = aggregate.grade_changes(firm_out, previous["enterprises"])
+        if previous.get("parcels") is not None:
+            layers["parcel_changes"] = aggregate.parcel_changes(parcel_out, previous["parcels"])
 
     review = matching.review_table(res, firms, parcels)
     firm_layer = gpd.GeoDataFrame(
@@ -217,7 +219,15 @@ def run_stages(
         "unmatched": unmatched,
         **{k: v for k, v in layers.items() if k != "lowland"},
     }
-    return {k: v for k, v in out.items() if v is not None}
+    return {k: _geometry_last(v) for k, v in out.items() if v is not None}
+
+
+def _geometry_last(frame: pd.DataFrame) -> pd.DataFrame:
+    """Geometry as the last column, as GDAL readers return it (same layout in every store)."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.columns[-1] != frame.geometry.name:
+        cols = [c for c in frame.columns if c != frame.geometry.name] + [frame.geometry.name]
+        return frame[cols]
+    return frame
 
 
 def _previous(settings: Any) -> dict[str, pd.DataFrame]:

@@ -52,10 +52,32 @@ def execute(settings: RunSettings, *, overwrite: bool) -> RunResult:
     "--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: out]."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option(
+    "--pseudonymise",
+    is_flag=True,
+    help="Replace credit codes and names by keyed hashes, to share results outside the department.",
+)
+@click.option(
+    "--salt", envvar="MUJUN_SALT", help="Secret for --pseudonymise (or the MUJUN_SALT variable)."
+)
+@click.option("--no-maps", is_flag=True, help="Skip the HTML and PNG maps.")
 @user_errors
-def run_cmd(out: Path | None, overwrite: bool, **kwargs: Any) -> None:
+def run_cmd(
+    out: Path | None,
+    overwrite: bool,
+    pseudonymise: bool,
+    salt: str | None,
+    no_maps: bool,
+    **kwargs: Any,
+) -> None:
     """Run every stage on your inputs and write out/mujun.gpkg (+ report, maps)."""
-    execute(settings_from(kwargs, out=out), overwrite=overwrite)
+    settings = settings_from(kwargs, out=out)
+    if pseudonymise:
+        settings.output["pseudonymise"] = True
+        settings.output["salt"] = salt
+    if no_maps:
+        settings.output["maps"] = False
+    execute(settings, overwrite=overwrite)
 
 
 @click.command("demo")
