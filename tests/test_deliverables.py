@@ -198,3 +198,33 @@ def test_explain_command_prints_the_computation():
     assert code in res.output and "亩均税收" in res.output and "B" in res.output
     score = firms.loc[firms["credit_code"] == code, "score"].iloc[0]
     assert f"{score:.2f}" in res.output
+
+
+@pytest.mark.skipif(
+    shutil.which("soffice") is None, reason="LibreOffice (soffice) is not installed"
+)
+def test_libreoffice_reads_the_demo_report(demo, tmp_path):
+    out, result = demo
+    # every sheet to CSV: LibreOffice must load the whole workbook without a repair prompt
+    res = subprocess.run(
+        [
+            "soffice",
+            "--headless",
+            "--norestore",
+            f"-env:UserInstallation=file://{tmp_path}/lo",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+            "--outdir",
+            str(tmp_path),
+            str(out / "report.xlsx"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    sheets = openpyxl.load_workbook(out / "report.xlsx", read_only=True).sheetnames
+    assert len(list(tmp_path.glob("report-*.csv"))) == len(sheets)
+    summary = (tmp_path / "report-汇总.csv").read_text(encoding="utf-8")
+    n_firms = len(result.layers["enterprises"])
+    assert f"企业总数,{n_firms}" in summary
