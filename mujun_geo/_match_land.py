@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
@@ -44,6 +46,12 @@ def floor_area_by_occupant(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFram
     """
     code = clean_codes(buildings["occupant_code"]).to_numpy(dtype=object, na_value=None)
     bgeom = np.asarray(buildings.geometry.values, dtype=object)
+    # an invalid footprint (self-intersecting ring) makes GEOS intersection fail: repair it,
+    # as building_metrics does, rather than let one bad building stop the run
+    bad = ~shapely.is_valid(bgeom) & ~shapely.is_missing(bgeom)
+    if bad.any():
+        bgeom = bgeom.copy()
+        bgeom[bad] = shapely.make_valid(bgeom[bad])
     ok = pd.notna(code) & ~(shapely.is_missing(bgeom) | shapely.is_empty(bgeom))
     idx = np.flatnonzero(ok)
     q = parcels.sindex.query(bgeom[idx], predicate="intersects")
@@ -69,6 +77,7 @@ def allocate_land(
     parcels: gpd.GeoDataFrame,
     buildings: gpd.GeoDataFrame | None,
     problems: Problems,
+    floor_area: Callable[[gpd.GeoDataFrame, gpd.GeoDataFrame], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shares per link and land per firm.
 
@@ -80,6 +89,9 @@ def allocate_land(
         Positional parcel table (``pid, area``).
     codes
         Cleaned credit codes by firm position.
+    floor_area
+        Replacement for :func:`floor_area_by_occupant` (same arguments and result), e.g. the
+        partitioned one of :mod:`mujun_geo.distributed`; None computes it in memory.
 
     Returns
     -------
@@ -142,7 +154,7 @@ def allocate_land(
                 p_txt + "由" + pd.Series(n_all, index=c.index).astype(str) + "家企业均分"
             )
         else:  # floor_area
-            fa = floor_area_by_occupant(parcels, buildings)
+            fa = (floor_area or floor_area_by_occupant)(parcels, buildings)
             key = pd.DataFrame(
                 {"code": codes.iloc[c["fi"]].to_numpy(dtype=object), "pj": c["pj"].to_numpy()}
             )

@@ -24,6 +24,7 @@ from mujun_geo.names import normalize_names
 
 __all__ = [
     "LINK_COLS",
+    "ParcelIndex",
     "clean_codes",
     "code_rule",
     "combine",
@@ -233,6 +234,59 @@ def prepare_parcels(
 
 
 # ---------------------------------------------------------------------------------------------
+# spatial queries
+
+
+class ParcelIndex:
+    """The spatial queries of the rules, over all parcels in memory (one STRtree each).
+
+    :mod:`mujun_geo.distributed` has the same attributes and methods over parcel partitions
+    on a dask cluster; the rules and their tie-breaks stay here, so both engines agree.
+
+    Parameters
+    ----------
+    parcels
+        Parcel polygons (positions = ``pj``).
+    pinfo
+        Positional parcel table of :func:`prepare_parcels` (``industrial``, ``has_geom``).
+
+    Examples
+    --------
+    >>> import geopandas as gpd, pandas as pd
+    >>> from shapely import box, points
+    >>> p = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 10), box(10, 0, 20, 10)], crs=4549)
+    >>> ix = ParcelIndex(p, pd.DataFrame({"industrial": [True, True], "has_geom": [True, True]}))
+    >>> [a.tolist() for a in ix.covering(points([[10, 5]]))]  # on the shared edge: both
+    [[0, 0], [0, 1]]
+    >>> [a.tolist() for a in ix.nearest(points([[25, 5]]), 50.0)]  # (point, parcel, metres)
+    [[0], [1], [5.0]]
+    """
+
+    #: ``floor_area(parcels, buildings)`` override for ``land_mode="floor_area"`` (None:
+    #: :func:`mujun_geo._match_land.floor_area_by_occupant` in memory).
+    floor_area = None
+
+    def __init__(self, parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame) -> None:
+        self.geoms = np.asarray(parcels.geometry.values, dtype=object)
+        self._sindex = parcels.sindex
+        self._ind = np.flatnonzero(pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy())
+        self._tree = STRtree(self.geoms[self._ind])
+        self.n_industrial = len(self._ind)
+
+    def covering(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every (point position, parcel position) pair where the parcel covers the point."""
+        q = self._sindex.query(pts, predicate="covered_by")
+        return q[0], q[1]
+
+    def nearest(self, pts: np.ndarray, max_distance: float | None) -> tuple:
+        """Nearest industrial parcels, ties included: (point position, parcel position, m)."""
+        q, dist = self._tree.query_nearest(
+            pts, max_distance=max_distance, return_distance=True, all_matches=True
+        )
+        return q[0], self._ind[q[1]], dist
+
+
+# ---------------------------------------------------------------------------------------------
 # rules
 
 
@@ -349,11 +403,11 @@ def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n
     return link_frame(z["fi"], z["pj"], "name", conf.to_numpy(), ev, review), rej
 
 
-def within_rule(firms, pts, parcels: gpd.GeoDataFrame, pinfo, rejected, linked) -> tuple:
+def within_rule(firms, pts, index: ParcelIndex, pinfo, rejected, linked) -> tuple:
     """Parcel covers the point; one parcel per point. Returns (links, rejected, covered)."""
     n_p = len(pinfo)
     idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
-    q = parcels.sindex.query(pts[idx], predicate="covered_by")
+    q = index.covering(pts[idx])
     w = pd.DataFrame({"fi": idx[q[0]], "pj": q[1]})
     covered = np.isin(np.arange(len(firms)), w["fi"])
     hit = np.isin(pairs(w["fi"], w["pj"], n_p), rejected)
@@ -361,7 +415,7 @@ def within_rule(firms, pts, parcels: gpd.GeoDataFrame, pinfo, rejected, linked) 
     w = w[~hit]
     pj = w["pj"].to_numpy()
     w = w.assign(
-        interior=shapely.contains_properly(np.asarray(parcels.geometry.values)[pj], pts[w["fi"]]),
+        interior=shapely.contains_properly(index.geoms[pj], pts[w["fi"]]),
         industrial=pinfo["industrial"].to_numpy()[pj],
         area=pinfo["area"].to_numpy()[pj],
         pid=pinfo["pid"].to_numpy()[pj],
@@ -388,27 +442,19 @@ def within_rule(firms, pts, parcels: gpd.GeoDataFrame, pinfo, rejected, linked) 
     return links, rej, covered
 
 
-def industrial_tree(parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame) -> tuple:
-    """STRtree over the industrial parcels with geometry, and their positions."""
-    ind = np.flatnonzero(pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy())
-    return STRtree(np.asarray(parcels.geometry.values, dtype=object)[ind]), ind
-
-
-def nearest(tree, ind, pts, idx, pinfo, max_distance: float | None) -> pd.DataFrame:
+def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> pd.DataFrame:
     """All nearest industrial parcels (ties included) of points ``pts[idx]``: fi, pj, d, pid."""
-    if len(ind) == 0 or len(idx) == 0:
+    if index.n_industrial == 0 or len(idx) == 0:
         return pd.DataFrame({"fi": [], "pj": [], "d": [], "pid": []}).astype({"fi": int, "pj": int})
-    q, dist = tree.query_nearest(
-        pts[idx], max_distance=max_distance, return_distance=True, all_matches=True
-    )
-    n = pd.DataFrame({"fi": idx[q[0]], "pj": ind[q[1]], "d": dist})
+    i, pj, dist = index.nearest(pts[idx], max_distance)
+    n = pd.DataFrame({"fi": idx[i], "pj": pj, "d": dist})
     n["pid"] = pinfo["pid"].to_numpy()[n["pj"]]
     return n
 
 
-def nearest_rule(tree, ind, pts, idx, pinfo, max_distance: float, rejected) -> tuple:
+def nearest_rule(index: ParcelIndex, pts, idx, pinfo, max_distance: float, rejected) -> tuple:
     """Nearest industrial parcel within `max_distance`; ties: distance, then parcel_id."""
-    n = nearest(tree, ind, pts, idx, pinfo, max_distance)
+    n = nearest(index, pts, idx, pinfo, max_distance)
     hit = np.isin(pairs(n["fi"], n["pj"], len(pinfo)), rejected)
     rej = link_frame(n["fi"][hit], n["pj"][hit], "nearest", 0.5, "最近工业宗地")
     n = n[~hit].sort_values(["fi", "d", "pid"]).drop_duplicates("fi").reset_index(drop=True)

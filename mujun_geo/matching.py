@@ -87,7 +87,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -309,6 +309,38 @@ def match_enterprises(
     >>> res.enterprises["land_m2"].tolist()
     [5000.0, 5000.0]
     """
+    return _match(
+        enterprises,
+        parcels,
+        R.ParcelIndex,
+        overrides=overrides,
+        max_distance=max_distance,
+        industrial_codes=industrial_codes,
+        land_mode=land_mode,
+        name_threshold=name_threshold,
+        buildings=buildings,
+        region_names=region_names,
+    )
+
+
+def _match(
+    enterprises: gpd.GeoDataFrame,
+    parcels: gpd.GeoDataFrame,
+    index_factory: Callable[[gpd.GeoDataFrame, pd.DataFrame], R.ParcelIndex],
+    *,
+    overrides: pd.DataFrame | None,
+    max_distance: float,
+    industrial_codes: Sequence[str],
+    land_mode: str,
+    name_threshold: float,
+    buildings: gpd.GeoDataFrame | None,
+    region_names: Mapping[str, str] | None,
+) -> MatchResult:
+    """:func:`match_enterprises` with its spatial queries run by ``index_factory(parcels, pinfo)``.
+
+    The in-memory engine passes :class:`mujun_geo._match_rules.ParcelIndex`;
+    :mod:`mujun_geo.distributed` passes an index over parcel partitions on a dask cluster.
+    """
     _check_options(land_mode, industrial_codes, max_distance, name_threshold, buildings)
     _check_crs(enterprises, parcels, buildings)
     require(enterprises, ["credit_code"], "enterprises")
@@ -336,11 +368,11 @@ def match_enterprises(
     cn = pd.concat([code, name, fuzzy], ignore_index=True)
     # STEP 2: location; nearest only for points in no parcel and firms without code/name links
     linked = (R.pairs(cn["fi"], cn["pj"], n_p), cn["pj"].to_numpy())
-    within, within_rej, covered = R.within_rule(firms, pts, parcels, pinfo, rej, linked)
-    tree, ind = R.industrial_tree(parcels, pinfo)
+    index = index_factory(parcels, pinfo)
+    within, within_rej, covered = R.within_rule(firms, pts, index, pinfo, rej, linked)
     todo = firms["eligible"].to_numpy() & firms["has_point"].to_numpy() & ~covered
     todo &= ~np.isin(np.arange(len(firms)), cn["fi"])
-    near, near_rej = R.nearest_rule(tree, ind, pts, np.flatnonzero(todo), pinfo, max_distance, rej)
+    near, near_rej = R.nearest_rule(index, pts, np.flatnonzero(todo), pinfo, max_distance, rej)
     links = R.combine([code, name, fuzzy, within, near], n_p)
     links["industrial"] = pinfo["industrial"].to_numpy()[links["pj"]]
     # STEP 3: a point in industrial parcel X while code/name point elsewhere -> review
@@ -385,14 +417,15 @@ def match_enterprises(
         parcels=parcels,
         buildings=buildings,
         problems=problems,
+        floor_area=index.floor_area,
     )
     return _assemble(
-        enterprises, parcels, firms, pts, pinfo, links, per_firm, tree, ind, max_distance, problems
+        enterprises, parcels, firms, pts, pinfo, links, per_firm, index, max_distance, problems
     )
 
 
 def _assemble(
-    enterprises, parcels, firms, pts, pinfo, links, per_firm, tree, ind, max_distance, problems
+    enterprises, parcels, firms, pts, pinfo, links, per_firm, index, max_distance, problems
 ) -> MatchResult:
     n_f, n_p = len(firms), len(pinfo)
     pid = pinfo["pid"].to_numpy(dtype=object)
@@ -436,7 +469,7 @@ def _assemble(
     )
     has_rej = np.isin(np.arange(n_f), fi[status == "rejected"])
     todo = np.flatnonzero(eligible & ~matched & has_point)
-    near = R.nearest(tree, ind, pts, todo, pinfo, None).sort_values(["fi", "d", "pid"])
+    near = R.nearest(index, pts, todo, pinfo, None).sort_values(["fi", "d", "pid"])
     near = near.drop_duplicates("fi").set_index("fi").reindex(np.arange(n_f))
     d = near["d"].to_numpy(dtype=float)
     far = np.array(

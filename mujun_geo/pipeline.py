@@ -79,7 +79,7 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
             raise MujunGeoError(msg)
     problems = Problems()
     frames: dict[str, pd.DataFrame] = {}
-    common = {"engine": settings.engine, "problems": problems}
+    common = {"engine": settings.io_engine, "problems": problems}
     say("读取宗地 parcels")
     parcels = io.read_parcels(
         settings.inputs["parcels"],

@@ -13,7 +13,10 @@ inputs.<layer>        —                               file of each input layer
 crs.<layer>           —                               CRS to declare for a file that has none
 coord_sys             (from the 坐标系 column)         system of 经度/纬度 where the row is blank
 encoding              (detected)                      force a Shapefile text encoding
-engine                pyogrio                         vector I/O engine: pyogrio or fiona
+engine                pyogrio                         pyogrio or fiona (vector I/O), or dask:
+                                                      matching and land stage on a cluster
+scheduler             (local cluster)                 dask scheduler address (engine dask)
+npartitions           (one per 25 000 parcels)        parcel partitions (engine dask)
 target_crs            (the parcels' projected CRS)    working CRS for all areas and distances
 matching.*            max_distance 50 (m),            see :func:`mujun_geo.matching.match_enterprises`
                       land_mode "parcel", …
@@ -59,7 +62,11 @@ import yaml
 
 from ._errors import ConfigError
 
-__all__ = ["DEFAULTS", "INPUT_LAYERS", "RunSettings", "default_yaml"]
+__all__ = ["DEFAULTS", "ENGINES", "INPUT_LAYERS", "RunSettings", "default_yaml"]
+
+#: ``engine``: the vector I/O engine (pyogrio, fiona), or ``dask`` — pyogrio I/O with matching
+#: and the land stage on a dask.distributed cluster (see :mod:`mujun_geo.distributed`)
+ENGINES = ("pyogrio", "fiona", "dask")
 
 INPUT_LAYERS = (
     "parcels",
@@ -80,6 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "coord_sys": None,
     "encoding": None,
     "engine": "pyogrio",
+    "scheduler": None,
+    "npartitions": None,
     "target_crs": None,
     "matching": {
         "max_distance": 50.0,
@@ -120,6 +129,8 @@ class RunSettings:
     coord_sys: str | None = None
     encoding: str | None = None
     engine: str = "pyogrio"
+    scheduler: str | None = None
+    npartitions: int | None = None
     target_crs: str | None = None
     matching: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
@@ -152,8 +163,8 @@ class RunSettings:
         if bad_layers:
             msg = f"unknown input layer(s) {bad_layers}; allowed: {', '.join(INPUT_LAYERS)}"
             raise ConfigError(msg)
-        if merged["engine"] not in ("pyogrio", "fiona"):
-            msg = f"`engine` must be 'pyogrio' or 'fiona', got {merged['engine']!r}"
+        if merged["engine"] not in ENGINES:
+            msg = f"`engine` must be one of {', '.join(ENGINES)}, got {merged['engine']!r}"
             raise ConfigError(msg)
         base = base_dir or Path.cwd()
         inputs = {k: _input_path(v, base) for k, v in merged["inputs"].items() if v}
@@ -200,6 +211,11 @@ class RunSettings:
         return settings
 
     @property
+    def io_engine(self) -> str:
+        """The vector I/O engine: pyogrio unless fiona was asked for."""
+        return "fiona" if self.engine == "fiona" else "pyogrio"
+
+    @property
     def output_path(self) -> Path:
         """The GeoPackage this run writes."""
         return Path(self.output["dir"]) / self.output["gpkg"]
@@ -213,6 +229,8 @@ class RunSettings:
             "coord_sys": self.coord_sys,
             "encoding": self.encoding,
             "engine": self.engine,
+            "scheduler": self.scheduler,
+            "npartitions": self.npartitions,
             "target_crs": self.target_crs,
             "matching": self.matching,
             "evaluation": self.evaluation,

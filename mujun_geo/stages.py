@@ -75,7 +75,61 @@ def run_stages(
     if until is not None and until not in STAGES:
         msg = f"`until` must be one of {STAGES}, got {until!r}"
         raise ValueError(msg)
+    with _engine(data.settings) as engine:
+        return _run(data, engine, progress=progress, timings=timings, until=until)
+
+
+class _InMemory:
+    """The default engine: the library functions themselves."""
+
+    match_enterprises = staticmethod(matching.match_enterprises)
+    building_metrics = staticmethod(land.building_metrics)
+
+
+class _Dask:
+    """Matching and building metrics on a dask.distributed client (same results)."""
+
+    def __init__(self, client: Any, npartitions: int | None) -> None:
+        self.client, self.npartitions = client, npartitions
+
+    def match_enterprises(self, *args: Any, **kwargs: Any) -> Any:
+        from .distributed import match_enterprises_dask
+
+        return match_enterprises_dask(
+            *args, client=self.client, npartitions=self.npartitions, **kwargs
+        )
+
+    def building_metrics(self, *args: Any, **kwargs: Any) -> Any:
+        from .distributed import building_metrics_dask
+
+        return building_metrics_dask(
+            *args, client=self.client, npartitions=self.npartitions, **kwargs
+        )
+
+
+@contextmanager
+def _engine(settings: Any) -> Any:
+    if settings.engine != "dask":
+        yield _InMemory()
+        return
+    from .distributed import get_client
+
+    with get_client(settings.scheduler) as client:
+        logger.info("dask engine: %s", client)
+        yield _Dask(client, settings.npartitions)
+
+
+def _run(
+    data: Ingested,
+    engine: Any,
+    *,
+    progress: Callable[[str], None],
+    timings: dict[str, float],
+    until: str | None,
+) -> dict[str, pd.DataFrame]:
     s = data.settings
+    mopts = dict(s.matching)
+    layers: dict[str, pd.DataFrame] = {}
     frames = data.frames
     problems = data.problems
     parcels: gpd.GeoDataFrame = frames["parcels"]
@@ -83,14 +137,12 @@ def run_stages(
     buildings = frames.get("buildings")
     parks = frames.get("parks")
     regions = frames.get("regions")
-    mopts = dict(s.matching)
-    layers: dict[str, pd.DataFrame] = {}
 
     with _timed("match", timings, progress, "地企对应 matching"):
         region_names = None
         if regions is not None:
             region_names = dict(zip(regions["region_code"], regions["name"]))
-        res = matching.match_enterprises(
+        res = engine.match_enterprises(
             firms,
             parcels,
             overrides=frames.get("overrides"),
@@ -142,7 +194,7 @@ def run_stages(
     lopts = dict(s.land)
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
-            bm = land.building_metrics(
+            bm = engine.building_metrics(
                 parcel_out,
                 buildings,
                 storey_height_m=lopts.get("storey_height_m", 3.5),

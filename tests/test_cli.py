@@ -150,3 +150,18 @@ def test_review_apply_turns_decisions_into_overrides(tmp_path):
     rows = back[["统一社会信用代码", "宗地代码", "操作"]].values.tolist()
     # the later decision on A1–P1 (确认) wins over the old 否决; C3 is kept; B2 undecided
     assert sorted(rows) == [["A1", "P1", "确认"], ["A1", "P2", "否决"], ["C3", "P9", "指定"]]
+
+
+def test_dask_engine_gives_the_same_run(tmp_path):
+    pytest.importorskip("distributed")
+    from mujun_geo.datasets import sample_settings
+    from mujun_geo.pipeline import run
+
+    plain = run(sample_settings(), write=False)
+    settings = sample_settings()
+    settings.engine = "dask"
+    dask = run(settings, write=False)
+    for name in ("matches", "enterprises", "parcels", "lowland"):
+        a = pd.DataFrame(plain.layers[name]).drop(columns="geometry", errors="ignore")
+        b = pd.DataFrame(dask.layers[name]).drop(columns="geometry", errors="ignore")
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

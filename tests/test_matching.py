@@ -816,3 +816,15 @@ def test_industrial_codes_may_be_numbers_as_text():
     f = firms({"credit_code": "A", "geometry": pt(50, 50)})
     res = match_enterprises(f, p, industrial_codes=["0701 "])
     assert res.matches["industrial"].tolist() == [True]
+
+
+def test_floor_area_mode_survives_an_invalid_footprint():
+    from shapely import Polygon
+
+    from mujun_geo._match_land import floor_area_by_occupant
+
+    parcels = gpd.GeoDataFrame(geometry=[box(0, 0, 100, 100)], crs=4549)
+    # a bow-tie footprint: two triangles of 10 × 5 / 2 = 25 m² once repaired; 50 m² × 2 floors = 100 m²
+    bowtie = Polygon([(10, 10), (20, 20), (20, 10), (10, 20)])
+    b = gpd.GeoDataFrame({"occupant_code": ["A"], "floors": [2]}, geometry=[bowtie], crs=4549)
+    assert floor_area_by_occupant(parcels, b)["fa"].tolist() == [100.0]

@@ -90,7 +90,7 @@ def settings_from(kwargs: dict[str, Any], *, out: Path | None = None) -> RunSett
     if kwargs.get("crs"):
         for layer in INPUT_LAYERS:
             settings.crs.setdefault(layer, kwargs["crs"])
-    for key in ("coord_sys", "encoding", "engine"):
+    for key in ("coord_sys", "encoding", "engine", "scheduler"):
         if kwargs.get(key):
             setattr(settings, key, kwargs[key])
     if kwargs.get("year"):
