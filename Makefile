@@ -21,10 +21,12 @@ system-deps:
 
 test: install-test system-deps
 	$(PYTHON) -m ruff check mujun_geo tests scripts
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -q
 
 lint:
 	$(PYTHON) -m ruff check mujun_geo tests scripts
+	$(PYTHON) -m mypy
 	$(PYTHON) -m ruff format --check mujun_geo tests scripts
 
 sample:

@@ -153,13 +153,13 @@ def score(units: pd.DataFrame, cfg: EvalConfig) -> dict[str, dict[str, dict[str,
             total += s
         units.loc[m, "score"] = total
     # 加减分 rules and raw bonus/penalty columns
-    for k, rule in enumerate(cfg.bonus_rules):
-        cnt = units[f"sum:{rule.column}"].fillna(0.0).to_numpy()
-        pts = np.array([rule.points(x) for x in cnt])
-        if rule.classes is not None:
-            pts = np.where(units["cls"].isin(rule.classes).to_numpy(), pts, 0.0)
-        units[f"b:{k}"] = np.where(ev, pts, 0.0)
-        units["bonus_total"] += units[f"b:{k}"]
+    for j, brule in enumerate(cfg.bonus_rules):
+        cnt = units[f"sum:{brule.column}"].fillna(0.0).to_numpy()
+        pts = np.array([brule.points(x) for x in cnt])
+        if brule.classes is not None:
+            pts = np.where(units["cls"].isin(brule.classes).to_numpy(), pts, 0.0)
+        units[f"b:{j}"] = np.where(ev, pts, 0.0)
+        units["bonus_total"] += units[f"b:{j}"]
     st = cfg.settings
     for col, sign in ((st.bonus_column, 1.0), (st.penalty_column, -1.0)):
         if col:

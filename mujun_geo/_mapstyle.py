@@ -339,7 +339,7 @@ def fit_extent(ax: Axes, bounds: Sequence[float], margin: float = 0.04) -> None:
     """Set limits that keep a 1:1 aspect inside the axes box, with a margin."""
     fig = ax.figure
     pos = ax.get_position()
-    ratio = (pos.width * fig.get_figwidth()) / (pos.height * fig.get_figheight())
+    ratio = (pos.width * fig.get_figwidth()) / (pos.height * fig.get_figheight())  # type: ignore[union-attr]
     xmin, ymin, xmax, ymax = bounds
     dx = max(xmax - xmin, 1.0) * (1 + 2 * margin)
     dy = max(ymax - ymin, 1.0) * (1 + 2 * margin)
@@ -407,7 +407,7 @@ def north_arrow(ax: Axes) -> None:
     from matplotlib.patches import Polygon
 
     pos = ax.get_position()
-    aspect = (pos.width * ax.figure.get_figwidth()) / (pos.height * ax.figure.get_figheight())
+    aspect = (pos.width * ax.figure.get_figwidth()) / (pos.height * ax.figure.get_figheight())  # type: ignore[union-attr]
     cx, top, hh = 0.95, 0.95, 0.07
     hw = hh * 0.35 / aspect
     left = [(cx, top), (cx - hw, top - hh), (cx, top - hh * 0.72)]

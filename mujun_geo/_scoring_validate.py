@@ -363,8 +363,8 @@ def _grading(value: Any, classes: dict[str, ClassSpec]) -> GradingSpec:
             )
         col = _str(am.get("column"), f"{p}.column")
         adjustments.append(
-            Adjustment(col, steps, str(am.get("label") or ("升档" if steps > 0 else "降档")))
-        )  # type: ignore[arg-type]
+            Adjustment(str(col), steps, str(am.get("label") or ("升档" if steps > 0 else "降档")))
+        )
     quotas = _quotas(m.get("quotas", {"A": 25, "B": 50, "C": 20, "D": 5}), f"{path}.quotas")
     if quotas is None:
         _fail(f"{path}.quotas", "must be set, e.g. {A: 25, B: 50, C: 20, D: 5}")

@@ -43,8 +43,12 @@ class Problems:
         severity: Severity = "warning",
     ) -> None:
         """Record one problem, or the same problem for many rows at once."""
-        rows_l = list(rows) if _listlike(rows) else [rows]
-        keys_l = list(keys) if _listlike(keys) else [keys] * len(rows_l)
+        rows_l: list[object] = (
+            list(rows) if isinstance(rows, Iterable) and _listlike(rows) else [rows]
+        )
+        keys_l: list[object] = (
+            list(keys) if isinstance(keys, Iterable) and _listlike(keys) else [keys] * len(rows_l)
+        )
         if not rows_l:
             return
         reasons = list(reason) if not isinstance(reason, str) else [reason] * len(rows_l)

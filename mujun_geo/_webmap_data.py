@@ -144,7 +144,7 @@ def _parcel_frame(p: gpd.GeoDataFrame, tax: Classes | None) -> pd.DataFrame:
     if "grade" in p:
         cols["g"] = grade_codes(p["grade"]).replace("", "N")
     if "lowland" in p:
-        cols["l"] = _num(p, "lowland", 0).fillna(0).astype(int)
+        cols["l"] = _num(p, "lowland", 0).fillna(0).astype(int)  # type: ignore[union-attr]
         cols["r"] = _text(p, "lowland_reasons")
         cols["q"] = first_reason(p["lowland_reasons"]) if "lowland_reasons" in p else None
     if tax is not None:
@@ -179,7 +179,7 @@ def grid_cells(p: gpd.GeoDataFrame, max_cells: int) -> tuple[gpd.GeoDataFrame, i
     t = t.to_numpy() if t is not None else np.full(len(a), np.nan)
     g = grade_codes(proj["grade"]).to_numpy() if "grade" in proj else np.full(len(a), "")
     low = (
-        (_num(proj, "lowland", 0).fillna(0).to_numpy() == 1)
+        (_num(proj, "lowland", 0).fillna(0).to_numpy() == 1)  # type: ignore[union-attr]
         if "lowland" in proj
         else np.zeros(len(a), bool)
     )
@@ -293,7 +293,7 @@ def prepare(
         }
         if len(p) <= max_features:
             prep.mode = "parcels"
-            prep.tax = classify(p["tax_per_mu"], scheme=scheme, k=k) if "tax" in prep.has else None
+            prep.tax = classify(p["tax_per_mu"], scheme=scheme, k=k) if "tax" in prep.has else None  # type: ignore[arg-type]
             geoms = disp(p, simplify_m=simplify_m)
             prep.blocks["mg-parcels"] = _payload(_parcel_frame(p, prep.tax), geoms)
             prep.low_block = "mg-parcels"
@@ -301,7 +301,7 @@ def prepare(
             prep.mode = "cells"
             cells, prep.cell_size = grid_cells(p, max(max_features // 5, 1))
             if "tax" in prep.has:
-                prep.tax = classify(cells["t"], scheme=scheme, k=k)
+                prep.tax = classify(cells["t"], scheme=scheme, k=k)  # type: ignore[arg-type]
                 cells["k"] = prep.tax.index
             geoms = disp(cells, simplify_m=0.0)
             prep.blocks["mg-cells"] = _payload(pd.DataFrame(cells.drop(columns="geometry")), geoms)
@@ -310,7 +310,7 @@ def prepare(
                 f"{prep.cell_size:,} 米网格汇总显示（网格内面积最大的类别、面积加权亩均税收）。"
             )
         if "lowland" in prep.has:
-            low = p[_num(p, "lowland", 0).fillna(0).to_numpy() == 1]
+            low = p[_num(p, "lowland", 0).fillna(0).to_numpy() == 1]  # type: ignore[union-attr]
             present = (
                 set(first_reason(low["lowland_reasons"])) if "lowland_reasons" in low else set()
             )
@@ -383,7 +383,7 @@ def prepare(
             "s": status,
         }
         if (status == "none").all():
-            prep.region_tax = classify(t, scheme=scheme, k=k)
+            prep.region_tax = classify(t, scheme=scheme, k=k)  # type: ignore[arg-type]
             cols["k"] = prep.region_tax.index
         else:
             target = actual_and_target(regions)[1].round(2)
@@ -538,7 +538,7 @@ def layer_specs(prep: Prepared, theme: str) -> list[dict[str, Any]]:
         else:
             color = {
                 "key": "s",
-                "map": {s: c for s, (_, c) in TARGET_STATUS.items()},
+                "map": {s: c for s, (_, c) in TARGET_STATUS.items()},  # type: ignore[dict-item]
                 "other": NO_DATA_COLOR,
             }
             legend = {

@@ -864,6 +864,7 @@ def _read_table(
             f"columns {geom_cols}; pass `geometry_column=` one of them"
         )
         raise SchemaError(msg)
+    assert postgis is not None  # geometry columns exist, so the extension was found above
     for name in geom_cols:
         frame[name] = gpd.GeoSeries(
             frame[name].to_numpy(),

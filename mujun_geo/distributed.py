@@ -397,7 +397,7 @@ class _PartitionedIndex(R.ParcelIndex):
         )
         return _closest(first + second)
 
-    def floor_area(self, parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> pd.DataFrame:
+    def floor_area(self, parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> pd.DataFrame:  # type: ignore[override]
         """:func:`mujun_geo._match_land.floor_area_by_occupant` over the partitions."""
         cols = [c for c in ("occupant_code", "floors") if c in buildings.columns]
         b = gpd.GeoDataFrame(

@@ -850,7 +850,10 @@ def _enterprise_points(
         y = pd.to_numeric(df["y"], errors="coerce").to_numpy()
         ok = np.isfinite(x) & np.isfinite(y)
         pts = gpd.GeoSeries(shapely.points(np.where(ok, x, 0), np.where(ok, y, 0)), crs=as_crs(crs))
-        target = target or (as_crs(crs) if as_crs(crs).is_projected else None)
+        if target is None:
+            given = as_crs(crs)
+            mid = float(np.median(x[ok])) if ok.any() else 120.0
+            target = given if given.is_projected else CRS.from_epsg(gk3_epsg(mid))
         pts = pts.to_crs(target)
         geometry[ok] = pts.values[ok]
         df["coord_sys"] = "projected"

@@ -405,8 +405,9 @@ def _match(
         how="left",
     )
 
-    if len(ov) < (0 if overrides is None else len(overrides)):
-        logger.warning("%d override rows not applied: see `problems`", len(overrides) - len(ov))
+    n_given = 0 if overrides is None else len(overrides)
+    if len(ov) < n_given:
+        logger.warning("%d override rows not applied: see `problems`", n_given - len(ov))
 
     # STEP 4: land
     links, per_firm = allocate_land(

@@ -79,14 +79,15 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
             raise MujunGeoError(msg)
     problems = Problems()
     frames: dict[str, pd.DataFrame] = {}
-    common = {"engine": settings.io_engine, "problems": problems}
+    engine = settings.io_engine
     say("读取宗地 parcels")
     parcels = io.read_parcels(
         settings.inputs["parcels"],
         crs=settings.crs.get("parcels"),
         target_crs=settings.target_crs,
         encoding=settings.encoding,
-        **common,
+        engine=engine,
+        problems=problems,
     )
     crs = parcels.crs
     frames["parcels"] = parcels
@@ -97,7 +98,8 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
         crs=settings.crs.get("enterprises"),
         target_crs=crs,
         year=settings.year,
-        **common,
+        engine=engine,
+        problems=problems,
     )
     for name, reader in (
         ("buildings", io.read_buildings),
@@ -107,7 +109,11 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
         if name in settings.inputs:
             say(f"读取 {name}")
             frames[name] = reader(
-                settings.inputs[name], crs=settings.crs.get(name), target_crs=crs, **common
+                settings.inputs[name],
+                crs=settings.crs.get(name),
+                target_crs=crs,
+                engine=engine,
+                problems=problems,
             )
     for name, table_reader in (
         ("overrides", io.read_overrides),

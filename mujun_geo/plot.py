@@ -168,7 +168,7 @@ def _draw(
         raise ValueError(msg)
     import matplotlib
 
-    with matplotlib.rc_context(mpl_rc()):
+    with matplotlib.rc_context(mpl_rc()):  # type: ignore[arg-type]
         fig, ax = _new_axes(ax, figsize, dpi)
         ax.set_facecolor("white")
         bounds = (background if background is not None and len(background) else gdf).total_bounds
@@ -243,7 +243,7 @@ def _save_png(fig: Figure, path: Path, *, dpi: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
     try:
-        with matplotlib.rc_context(mpl_rc()):
+        with matplotlib.rc_context(mpl_rc()):  # type: ignore[arg-type]
             fig.savefig(tmp, dpi=dpi, format="png", facecolor="white")
         os.replace(tmp, path)
     finally:

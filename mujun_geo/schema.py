@@ -191,10 +191,10 @@ def canonical_columns(columns: Iterable[object], layer: str) -> dict[object, str
     for col in cols:
         if col in mapping or col == "geometry":
             continue
-        canon = lookup.get(normalise_header(col))
-        if canon is not None and canon not in taken:
-            mapping[col] = canon
-            taken.add(canon)
+        found = lookup.get(normalise_header(col))
+        if found is not None and found not in taken:
+            mapping[col] = found
+            taken.add(found)
     return {col: mapping[col] for col in cols if col in mapping}
 
 

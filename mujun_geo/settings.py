@@ -56,7 +56,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -211,7 +211,7 @@ class RunSettings:
         return settings
 
     @property
-    def io_engine(self) -> str:
+    def io_engine(self) -> Literal["pyogrio", "fiona"]:
         """The vector I/O engine: pyogrio unless fiona was asked for."""
         return "fiona" if self.engine == "fiona" else "pyogrio"
 

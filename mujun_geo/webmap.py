@@ -177,7 +177,7 @@ def _element(kind: str, **attrs: Any) -> Any:
     if kind in ("polygons", "firms"):
         el = folium.map.Layer(name=attrs.pop("name"), overlay=True, show=attrs.pop("show"))
     else:
-        el = MacroElement()
+        el = MacroElement()  # type: ignore[assignment]
     el._template = Template(templates[kind])
     for k, v in attrs.items():
         setattr(el, k, v)
