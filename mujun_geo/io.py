@@ -14,9 +14,9 @@ superset of GBK/GB2312); a ``.cpg`` that the bytes contradict is overruled with 
 Examples
 --------
 >>> from mujun_geo.datasets import get_path
->>> parcels = read_parcels(get_path("parcels"))
->>> parcels.crs.to_epsg(), parcels["land_use"].iloc[0]
-(4549, '0601')
+>>> parcels = read_parcels(get_path("parcels"))  # GBK shapefile with no .cpg, EPSG:4528
+>>> parcels.crs.to_epsg(), parcels["holder_name"].dropna().iloc[0]
+(4528, '海宁博耀置业有限公司')
 """
 
 from __future__ import annotations
