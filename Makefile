@@ -33,4 +33,5 @@ sample:
 	$(PYTHON) scripts/make_sample.py
 
 bench:
-	$(PYTHON) scripts/bench_match.py
+	$(PIP) install -q -e ".[all,bench]"
+	$(PYTHON) scripts/bench.py --parcels 100000
