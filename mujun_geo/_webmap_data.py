@@ -236,6 +236,8 @@ class Prepared:
     region_tax: Classes | None = None
     firms_missing: int = 0
     bounds: list[float] | None = None
+    region_bounds: list[float] | None = None
+    parcel_bounds: list[float] | None = None
     notes: list[str] = field(default_factory=list)
     gcj: bool = False
 
@@ -327,6 +329,8 @@ def prepare(
                     f"低效用地 {len(low):,} 宗也超过上限，按网格内低效用地面积占比显示。"
                 )
         _merge_bounds(prep, geoms)
+        # open on the parcels: a few firms geocoded far away must not zoom the map out
+        prep.parcel_bounds = list(prep.bounds) if prep.bounds else None
     e = layers.get("enterprises")
     ev = _valid(e, "enterprises")
     if ev is not None and len(ev):
@@ -391,7 +395,10 @@ def prepare(
         geoms = disp(regions, simplify_m=simplify_m * 10)
         frame = pd.DataFrame({k: v for k, v in cols.items() if v is not None}, index=regions.index)
         prep.blocks["mg-regions"] = _payload(frame, geoms)
-        _merge_bounds(prep, geoms)
+        # regions (whole cities) would zoom the parcel maps out to the province: keep apart
+        b = shapely.total_bounds(geoms)
+        if np.all(np.isfinite(b)):
+            prep.region_bounds = [float(v) for v in b]
     if prep.firms_missing:
         prep.notes.append(f"{prep.firms_missing:,} 家企业无坐标，未在图上显示。")
     return prep

@@ -219,7 +219,12 @@ def _build(
     import folium
 
     specs = layer_specs(prep, theme)
-    b = prep.bounds or [120.0, 30.0, 121.0, 31.0]
+    # parcel themes fit the parcels and firms; the regions theme (and a map with nothing
+    # else) fits the regions
+    fit = prep.parcel_bounds or prep.bounds
+    if theme == "regions" or fit is None:
+        fit = prep.region_bounds or fit
+    b = fit or [120.0, 30.0, 121.0, 31.0]
     m = folium.Map(
         location=[(b[1] + b[3]) / 2, (b[0] + b[2]) / 2],
         zoom_start=12,
@@ -240,7 +245,7 @@ def _build(
             spec.get("kind", "polygons"), name=spec["name"], show=spec["show"], mg_cfg=dumps(cfg)
         ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    if prep.bounds:
+    if fit:
         m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
     notes = list(prep.notes)
     if basemap == "amap":

@@ -354,3 +354,43 @@ def test_missing_optional_dependency_names_the_extra():
 
     with pytest.raises(ImportError, match=r'pip install "mujun_geo\[web\]"'):
         require("no_such_module_xyz", "web")
+
+
+def _fitted(html: str) -> list[float]:
+    import re
+
+    m = re.findall(r"\.fitBounds\(\s*\[\[([-\d.]+), ([-\d.]+)\], \[([-\d.]+), ([-\d.]+)\]\]", html)
+    return [float(v) for v in m[-1]]  # south, west, north, east
+
+
+def test_parcel_maps_open_on_the_parcels_not_the_province():
+    """Regions (whole cities) and a firm geocoded far away must not zoom the parcel maps out."""
+    from shapely import Point, box
+
+    parcels = gpd.GeoDataFrame(
+        {"parcel_id": ["P1", "P2"], "grade": ["A", "D"], "tax_per_mu": [30.0, 2.0]},
+        geometry=[box(557000, 3370000, 557100, 3370100), box(557200, 3370000, 557300, 3370100)],
+        crs=4549,
+    )
+    firms = gpd.GeoDataFrame(
+        {"credit_code": ["X"], "name": ["远处"], "grade": ["A"]},
+        geometry=[Point(600000, 3400000)],
+        crs=4549,
+    )
+    regions = gpd.GeoDataFrame(
+        {"region_code": ["330400"], "name": ["嘉兴市"], "level": ["city"]},
+        geometry=[box(450000, 3300000, 650000, 3450000)],
+        crs=4549,
+    )
+    layers = {"parcels": parcels, "enterprises": firms, "regions": regions}
+    east = float(
+        gpd.GeoSeries([box(557000, 3370000, 557300, 3370100)], crs=4549)
+        .to_crs(4326)
+        .total_bounds[2]
+    )
+    south, west, north, fitted_east = _fitted(
+        webmap.render_html(webmap.webmap(layers, theme="grades"))
+    )
+    # the fitted east edge is the parcels' east edge (rounded to 6 decimals), not the far firm's or the city's
+    assert abs(fitted_east - east) < 2e-6
+    assert _fitted(webmap.render_html(webmap.webmap(layers, theme="regions")))[3] > east + 0.5
