@@ -488,6 +488,13 @@ def plot_regions(
     >>> import matplotlib.pyplot as plt; plt.close(fig)
     """
     gdf = _check_layer(regions, "regions", ["tax_per_mu"])
+    if "level" in gdf and {"city", "county"} <= set(gdf["level"]):
+        # cities for the provincial picture; counties only where they have figures, so the
+        # county outlines of a whole city do not bury its label
+        keep = (gdf["level"] != "county") | pd.to_numeric(
+            gdf["tax_per_mu"], errors="coerce"
+        ).notna()
+        gdf = gdf[keep]
     status = target_status(gdf)
     t, target = actual_and_target(gdf)
     if (status != "none").any():
@@ -498,7 +505,7 @@ def plot_regions(
         legend_title = "亩均税收对照目标"
         label_note = "标注：实际/目标（万元/亩）"
         text = [
-            f"{a:.1f}/{b:.1f}" if pd.notna(b) else (f"{a:.1f}" if pd.notna(a) else "")
+            (f"{a:.1f}" if pd.notna(a) else "—") + (f"/{b:.1f}" if pd.notna(b) else "")
             for a, b in zip(t, target)
         ]
     else:

@@ -266,3 +266,29 @@ def test_geographic_or_missing_columns_are_errors():
         plot.plot_grades(parcels.drop(columns="grade"))
     with pytest.raises(ValueError, match="filepath"):
         plot.plot_grades(parcels, save=True)
+
+
+def test_plot_regions_keeps_cities_and_only_counties_with_figures():
+    from shapely import box
+
+    regions = gpd.GeoDataFrame(
+        {
+            "region_code": ["330400", "330481", "330482", "330100"],
+            "name": ["嘉兴市", "海宁市", "平湖市", "杭州市"],
+            "level": ["city", "county", "county", "city"],
+            "tax_per_mu": [29.9, 29.9, np.nan, np.nan],
+            "tax_per_mu_target": [31.0, np.nan, np.nan, 57.0],
+        },
+        geometry=[
+            box(0, 0, 100, 100),
+            box(0, 0, 50, 50),
+            box(50, 50, 100, 100),
+            box(200, 0, 300, 100),
+        ],
+        crs=4549,
+    )
+    fig, ax = plot.plot_regions(regions, dpi=50)
+    texts = sorted(t.get_text() for t in ax.texts if "市" in t.get_text())
+    # 平湖市 (a county without figures) is not drawn; a missing actual reads "—", not "nan"
+    assert texts == ["嘉兴市\n29.9/31.0", "杭州市\n—/57.0", "海宁市\n29.9"]
+    plt.close(fig)
