@@ -186,7 +186,8 @@ def _draw(
         if boundaries is not None and len(boundaries):
             b = boundaries.to_crs(gdf.crs) if boundaries.crs != gdf.crs else boundaries
             b.boundary.plot(ax=ax, color="#333333", linewidth=0.8, zorder=3)
-            handles.append(Line2D([], [], color="#333333", linewidth=0.8, label="边界"))
+            what = "园区边界" if "park_id" in b else ("行政区界" if "region_code" in b else "边界")
+            handles.append(Line2D([], [], color="#333333", linewidth=0.8, label=what))
         if labels is not None and label_note:
             handles.append(Line2D([], [], linestyle="none", label=label_note))
         if labels is not None:
