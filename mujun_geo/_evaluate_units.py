@@ -178,7 +178,11 @@ def build_units(
     units = units.join(df.loc[counted, flags].groupby(labels[counted]).any())
     veto = df["veto"].to_numpy().copy()
     veto[~counted | np.isin(np.char.lower(veto.astype(str)), list(_NO_VETO))] = ""
-    units["veto"] = (
-        pd.Series(veto).groupby(labels).agg(lambda s: "；".join(dict.fromkeys(v for v in s if v)))
-    )
+    # only the (few) rows with a veto go through Python: distinct reasons per unit, row order
+    has = np.flatnonzero(veto != "")
+    reasons: dict[Any, dict[str, None]] = {}
+    for lab, v in zip(labels[has].tolist(), veto[has].tolist()):
+        reasons.setdefault(lab, {})[v] = None
+    joined = pd.Series({k: "；".join(v) for k, v in reasons.items()}, dtype="str")
+    units["veto"] = joined.reindex(units.index, fill_value="")
     return labels, units

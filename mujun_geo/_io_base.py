@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import struct
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -174,19 +175,86 @@ def _canonical(frame: pd.DataFrame, layer: str, source: str) -> pd.DataFrame:
     return out
 
 
+def _is_str(series: pd.Series) -> bool:
+    """True for pandas' default ``str`` dtype (Arrow-backed, NaN as missing value)."""
+    dtype = series.dtype
+    return (
+        isinstance(dtype, pd.StringDtype)
+        and dtype.storage == "pyarrow"
+        and dtype.na_value is np.nan
+    )
+
+
+def _as_str(series: pd.Series) -> pd.Series | None:
+    """``series`` as the default ``str`` dtype when it holds only text (and some), else None.
+
+    CSV columns with blanks come back from :func:`read_table` as object columns of ``str``
+    and ``None``; as ``str`` dtype they take the vectorised paths.
+    """
+    if _is_str(series):
+        return series if series.notna().any() else None
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "string":
+        return series.astype("str")
+    return None
+
+
+def _map_text(series: pd.Series, fn: Callable[[Any], str | None]) -> pd.Series:
+    """``series.map(fn)`` for a function returning text, calling it once per distinct value.
+
+    Text columns repeat (flags, uses, coordinate systems): on the default ``str`` dtype the
+    values are factorised first and ``fn`` runs on the distinct values (and once on the
+    missing value); other dtypes go through :meth:`pandas.Series.map`. The result equals
+    ``series.map(fn)``, dtype included, for a `fn` that treats every missing value alike.
+
+    Examples
+    --------
+    >>> s = pd.Series(["是", " 否", None, "是"], dtype="str")
+    >>> _map_text(s, lambda v: str(v).strip()).tolist()
+    ['是', '否', 'nan', '是']
+    """
+    text = _as_str(series)
+    if text is None:
+        return series.map(fn)
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    values = [fn(u) for u in uniques.tolist()]
+    na = np.flatnonzero(codes < 0)
+    if na.size:  # last entry: code -1 takes it; fn sees the column's own missing value
+        values.append(fn(series.iloc[na[0]]))
+    table = np.empty(len(values), dtype=object)
+    table[:] = values
+    return pd.Series(table[codes], index=series.index, name=series.name)
+
+
 def _text(series: pd.Series, *, fold: bool = False) -> pd.Series:
     """Strings stripped (NFKC-folded with ``fold``); blanks and missing markers become None.
 
     Names keep their own characters (full-width brackets included) so staff see their data
     as they typed it; matching folds them itself.
+
+    Examples
+    --------
+    >>> _text(pd.Series([" 甲公司 ", "无", None, "（乙）"], dtype="str"), fold=True).tolist()
+    ['甲公司', nan, nan, '(乙)']
     """
-    s = series.astype(object).where(series.notna(), None)
-    norm = (
-        (lambda v: unicodedata.normalize("NFKC", str(v)).strip())
-        if fold
-        else (lambda v: str(v).strip())
-    )
-    s = s.map(lambda v: None if v is None else norm(v))
+    text = _as_str(series)
+    if text is not None:
+        # vectorised: Arrow's whitespace trim strips exactly the characters str.strip does,
+        # and pandas' NFKC is unicodedata.normalize (tests/test_io.py checks both)
+        s = text
+        if fold:  # ASCII is its own NFKC form: normalise only the other values
+            other = np.flatnonzero(~text.str.isascii().to_numpy(dtype=bool, na_value=False))
+            if other.size:
+                s = text.copy()
+                s.iloc[other] = text.iloc[other].str.normalize("NFKC").to_numpy(dtype=object)
+        s = s.str.strip()
+    else:
+        s = series.astype(object).where(series.notna(), None)
+        norm = (
+            (lambda v: unicodedata.normalize("NFKC", str(v)).strip())
+            if fold
+            else (lambda v: str(v).strip())
+        )
+        s = s.map(lambda v: None if v is None else norm(v))
     return s.where(~s.fillna("").str.lower().isin(_MISSING_MARKS), None)
 
 
@@ -203,8 +271,17 @@ def _numbers(
         if col not in frame:
             frame[col] = np.nan
             continue
-        raw = frame[col].astype(object)
-        text = raw.map(lambda v: None if pd.isna(v) else str(v).strip().replace(",", ""))
+        src = frame[col]
+        if src.dtype in (np.float64, np.int64):
+            # numbers already (GeoPackage fields): str(v) → to_numeric gives v back exactly
+            frame[col] = src.astype(float)
+            continue
+        as_text = _as_str(src)
+        if as_text is not None:
+            text = as_text.str.strip().str.replace(",", "", regex=False)
+        else:
+            raw = src.astype(object)
+            text = raw.map(lambda v: None if pd.isna(v) else str(v).strip().replace(",", ""))
         nums = pd.to_numeric(text, errors="coerce")
         bad = text.notna() & (text != "") & nums.isna()
         if bad.any():
@@ -231,7 +308,7 @@ def _flags(
         if col not in frame:
             frame[col] = False
             continue
-        text = frame[col].map(lambda v: "" if pd.isna(v) else str(v).strip().lower())
+        text = _map_text(frame[col], lambda v: "" if pd.isna(v) else str(v).strip().lower())
         text = text.str.replace(r"\.0+$", "", regex=True)
         bad = ~text.isin(_TRUE | _FALSE)
         if bad.any():

@@ -20,6 +20,7 @@ from ._io_base import (
     _code_text,
     _flags,
     _is_table,
+    _map_text,
     _numbers,
     _text,
     _with_rows,
@@ -425,7 +426,7 @@ def _enterprise_points(
         if "coord_sys" in df
         else pd.Series(None, index=df.index, dtype=object)
     )
-    canon = systems.map(_coords.normalise_coord_sys)
+    canon = _map_text(systems, _coords.normalise_coord_sys)
     unknown = systems.notna() & canon.isna()
     if unknown.any():
         problems.add(

@@ -68,7 +68,7 @@ def allocate_land(matches: pd.DataFrame, parcels: pd.DataFrame) -> pd.DataFrame:
     links = links[["credit_code", "parcel_id", "land_share"]].copy()
     links["land_share"] = links["land_share"].fillna(0.0).clip(lower=0.0)
     total = links.groupby("parcel_id")["land_share"].transform("sum")
-    area = links["parcel_id"].map(parcels.set_index("parcel_id")["area_m2"])
+    area = _map_by(links["parcel_id"], _column_by(parcels, "parcel_id", "area_m2"))
     links["alloc_m2"] = np.where(
         total > 0, area * links["land_share"] / total.where(total > 0, 1.0), 0.0
     )
@@ -78,11 +78,51 @@ def allocate_land(matches: pd.DataFrame, parcels: pd.DataFrame) -> pd.DataFrame:
 def firm_land_alloc(enterprises: pd.DataFrame, alloc: pd.DataFrame) -> pd.Series:
     """``land_alloc_m2`` per firm (NaN where the firm has no counted land)."""
     per_firm = alloc.groupby("credit_code")["alloc_m2"].sum()
-    out = enterprises["credit_code"].map(per_firm)
+    out = _map_by(enterprises["credit_code"], per_firm)
     rejected = (
         enterprises["match_status"].eq("rejected") if "match_status" in enterprises else False
     )
     return out.where(~rejected).rename("land_alloc_m2")
+
+
+def _arrow_text(*dtypes: object) -> bool:
+    """Whether every dtype is the pyarrow-backed pandas string dtype (pandas 3 ``str``)."""
+    return all(isinstance(d, pd.StringDtype) and d.storage == "pyarrow" for d in dtypes)
+
+
+def _positions(keys: pd.Series, values: pd.Index) -> np.ndarray:
+    """``values.get_indexer(keys)``: where each key is in the unique ``values`` (-1: absent).
+
+    Arrow-backed strings (the pandas 3 ``str`` dtype) are looked up with
+    ``pyarrow.compute.index_in``, a few times faster than pandas' hash table of Python
+    strings; a missing key matches a missing value, as in ``get_indexer``.
+    """
+    if _arrow_text(keys.dtype, values.dtype):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        k = pa.array(keys.array)
+        v = pa.array(values.array).cast(k.type)
+        found = pc.index_in(k, value_set=v, skip_nulls=False).fill_null(-1)
+        return found.to_numpy(zero_copy_only=False).astype(np.intp)
+    return values.get_indexer(keys)
+
+
+def _map_by(keys: pd.Series, mapper: pd.Series) -> pd.Series:
+    """``keys.map(mapper)`` for a Series ``mapper``; arrow strings looked up by :func:`_positions`.
+
+    Other key types go through ``Series.map`` itself (its handling of None and NaN keys and
+    of object results differs in details from a plain lookup).
+    """
+    if not (_arrow_text(keys.dtype, mapper.index.dtype) and mapper.index.is_unique):
+        return keys.map(mapper)
+    values = pd.api.extensions.take(mapper.array, _positions(keys, mapper.index), allow_fill=True)
+    return pd.Series(values, index=keys.index, name=keys.name)
+
+
+def _column_by(frame: pd.DataFrame, key: str, col: str) -> pd.Series:
+    """``frame.set_index(key)[col]`` without copying the other columns."""
+    return pd.Series(frame[col].array, index=pd.Index(frame[key].array, name=key), name=col)
 
 
 def _safe_ratio(num: pd.Series | float, den: pd.Series | float) -> pd.Series | float:
@@ -100,53 +140,129 @@ def parcel_figures(
     The main firm of a parcel is the one holding most of it (ties: the worse grade, then
     the smaller credit code), so a parcel's ``grade`` is never better than the grade of
     the firm that mainly uses it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> firms = pd.DataFrame({"credit_code": ["A", "B"], "tax": [30.0, 10.0],
+    ...                       "grade": ["A", "C"]})
+    >>> alloc = pd.DataFrame({"credit_code": ["A", "A", "B"], "parcel_id": ["P", "Q", "P"],
+    ...                       "alloc_m2": [2000.0, 1000.0, 2000.0]})
+    >>> parcels = pd.DataFrame({"parcel_id": ["P", "Q", "R"], "area_m2": [4000.0, 1000.0, 500.0]})
+    >>> pf = parcel_figures(parcels, firms, alloc)
+    >>> pf["tax_sum"].tolist()  # P: 30 × 2/3 + 10 × 1; Q: 30 × 1/3
+    [30.0, 10.0, nan]
+    >>> pf["grade"].tolist()  # P: A and B hold 2000 m² each, the worse grade (C) wins
+    ['C', 'A', '']
     """
-    valid = enterprises[
-        ~enterprises.get("rejected", pd.Series(False, index=enterprises.index)).astype(bool)
-    ]
+    rejected = enterprises.get("rejected", pd.Series(False, index=enterprises.index))
+    used = [c for c in ("credit_code", *_SUMS, "grade", "industry_code") if c in enterprises]
+    valid = enterprises.loc[~rejected.astype(bool).to_numpy(), used]  # the columns read below
     firm = valid.drop_duplicates("credit_code").set_index("credit_code")
-    a = alloc.copy()
+    a = alloc
     firm_total = a.groupby("credit_code")["alloc_m2"].transform("sum")
-    a["w"] = np.where(firm_total > 0, a["alloc_m2"] / firm_total.where(firm_total > 0, 1.0), 0.0)
+    w = np.where(firm_total > 0, a["alloc_m2"] / firm_total.where(firm_total > 0, 1.0), 0.0)
+    # each link's firm (row of `firm`, -1: none) and parcel (code; NaN ids get a code too)
+    fpos = _positions(a["credit_code"], firm.index)
+    pcode, pids = pd.factorize(a["parcel_id"], use_na_sentinel=False)
+    where = pd.Series(_positions(parcels["parcel_id"], pids), index=parcels.index)
+
+    # STEP 1: Σ firm figure × the firm's share of its land, per parcel (float64 columns
+    # as one numpy block; others as `map` and a product, which keeps their dtype)
+    block_cols = [c for c in _SUMS if c in firm and firm[c].dtype == np.float64]
+    frame = pd.DataFrame(index=pd.RangeIndex(len(a)))
+    if block_cols:
+        values = firm[block_cols].to_numpy(dtype=float)
+        values = np.vstack([values, np.full(len(block_cols), np.nan)])  # row -1: no firm
+        block = values[fpos] * w[:, None]
     for col in _SUMS:
-        vals = a["credit_code"].map(firm[col]) if col in firm else np.nan
-        a[col] = vals * a["w"]
-    sums = a.groupby("parcel_id")[list(_SUMS)].sum(min_count=1)
+        if col in block_cols:
+            frame[col] = block[:, block_cols.index(col)]
+        elif col in firm:
+            frame[col] = a["credit_code"].map(firm[col]).reset_index(drop=True) * w
+        else:
+            frame[col] = np.nan
+    named = a["parcel_id"].notna().to_numpy()
+    sums = frame[named].groupby(pcode[named]).sum(min_count=1)
     out = pd.DataFrame(index=parcels.index)
-    pid = parcels["parcel_id"]
+    if len(sums):
+        per_parcel = sums.reindex(where.to_numpy())
+        per_parcel.index = parcels.index
     for col in _SUMS:
-        out[f"{col}_sum"] = pid.map(sums[col]) if len(sums) else np.nan
+        out[f"{col}_sum"] = per_parcel[col] if len(sums) else np.nan
     area_mu = m2_to_mu(parcels["area_m2"])
     out["tax_per_mu"] = _safe_ratio(out["tax_sum"], area_mu)
     out["va_per_mu"] = _safe_ratio(out["value_added_sum"], area_mu)
     out["revenue_per_mu"] = _safe_ratio(out["revenue_sum"], area_mu)
     out["va_per_tce"] = _safe_ratio(out["value_added_sum"], out["energy_tce_sum"])
     out["rd_ratio"] = _safe_ratio(out["rd_expense_sum"], out["revenue_sum"])
+
+    # STEP 2: main firm: most land, then the worse grade, then the smaller credit code
     if "grade" in firm and len(a):
-        a["grade"] = a["credit_code"].map(firm["grade"]).fillna("")
-        a["order"] = a["grade"].map(_GRADE_ORDER).fillna(-1)
-        main = a.sort_values(
-            ["parcel_id", "alloc_m2", "order", "credit_code"], ascending=[True, False, False, True]
-        ).drop_duplicates("parcel_id")
-        out["grade"] = pid.map(main.set_index("parcel_id")["grade"]).fillna("")
-        out["main_credit_code"] = pid.map(main.set_index("parcel_id")["credit_code"])
+        grade = pd.Series(firm["grade"].array.take(fpos, allow_fill=True)).fillna("")
+        order = grade.map(_GRADE_ORDER).fillna(-1).to_numpy()
+        # credit codes by rank (sort order of the codes; missing codes sort last)
+        crank, codes = pd.factorize(a["credit_code"], sort=True)
+        crank = np.where(crank < 0, len(codes), crank)
+        key = pd.DataFrame(
+            {"p": pcode, "alloc": a["alloc_m2"].to_numpy(), "order": order, "c": crank}
+        )
+        main = key.sort_values(
+            ["p", "alloc", "order", "c"], ascending=[True, False, False, True]
+        ).drop_duplicates("p")
+        rows = main.index.to_numpy()  # the links of the main firms, by parcel code
+        p = main["p"].to_numpy()
+        out["grade"] = where.map(pd.Series(grade.array[rows], index=p)).fillna("")
+        out["main_credit_code"] = where.map(pd.Series(a["credit_code"].array[rows], index=p))
         if "industry_code" in firm:
-            out["main_industry"] = out["main_credit_code"].map(firm["industry_code"]).str[:2]
+            industry = firm["industry_code"]
+            if firm.index.hasnans:  # parcels without a main firm map to the code-less firm
+                main_industry = out["main_credit_code"].map(industry)
+            else:
+                main_industry = where.map(
+                    pd.Series(industry.array.take(fpos[rows], allow_fill=True), index=p)
+                )
+            out["main_industry"] = main_industry.str[:2]
     return out
 
 
 def assign_parks(parcels: gpd.GeoDataFrame, parks: gpd.GeoDataFrame) -> pd.Series:
-    """``park_id`` of the park holding most of each parcel's area (None outside every park)."""
+    """``park_id`` of the park holding most of each parcel's area (None outside every park).
+
+    Ties go to the smaller ``park_id``. A parcel that a park covers (prepared
+    ``shapely.covers``) lies in it with its whole area; only the parcels that cross a park's
+    edge are intersected with it.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> parks = gpd.GeoDataFrame({"park_id": ["K1", "K2"]}, crs=4549,
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 200, 100)])
+    >>> parcels = gpd.GeoDataFrame(crs=4549, geometry=[shapely.box(10, 10, 20, 20),
+    ...     shapely.box(90, 10, 130, 20), shapely.box(300, 0, 310, 10)])
+    >>> assign_parks(parcels, parks).tolist()  # the second: 10 m in K1, 30 m in K2
+    ['K1', 'K2', None]
+    """
     if parks is None or not len(parks):
-        return pd.Series(None, index=parcels.index, dtype=object, name="park_id")
-    pi, ki = parks.sindex.query(parcels.geometry.values, predicate="intersects")
-    if not len(pi):
         return pd.Series(None, index=parcels.index, dtype=object, name="park_id")
     import shapely
 
-    inter = shapely.area(
-        shapely.intersection(parcels.geometry.values[pi], parks.geometry.values[ki])
-    )
+    pg = np.asarray(parcels.geometry.values, dtype=object)
+    kg = np.asarray(parks.geometry.values, dtype=object)
+    pi, ki = parks.sindex.query(pg)  # bounding boxes meet
+    if not len(pi):
+        return pd.Series(None, index=parcels.index, dtype=object, name="park_id")
+    fresh = ~shapely.is_prepared(kg)
+    shapely.prepare(kg[fresh])
+    try:
+        inside = shapely.covers(kg[ki], pg[pi])
+        cut = np.flatnonzero(~inside)
+        cut = cut[shapely.intersects(kg[ki[cut]], pg[pi[cut]])]
+    finally:
+        shapely.destroy_prepared(kg[fresh])
+    inter = np.zeros(len(pi))
+    inter[inside] = shapely.area(pg[pi[inside]])
+    inter[cut] = shapely.area(shapely.intersection(pg[pi[cut]], kg[ki[cut]]))
     pairs = pd.DataFrame({"p": pi, "park": parks["park_id"].to_numpy()[ki], "a": inter})
     pairs = pairs[pairs["a"] > 0].sort_values(["p", "a", "park"], ascending=[True, False, True])
     best = pairs.drop_duplicates("p").set_index("p")["park"]
@@ -176,7 +292,13 @@ def park_figures(
     used when present. ``rank`` orders parks of the same ``park_type`` by 亩均税收.
     """
     out = parks[["park_id", "name", "park_type", "star", "geometry"]].copy()
-    p = parcels[parcels["park_id"].notna()].copy()
+    used = [
+        c
+        for c in ("park_id", "land_use", "n_enterprises", "area_m2", "tax_sum", "value_added_sum",
+                  "energy_tce_sum", "far_floor_area_m2", "lowland")
+        if c in parcels
+    ]  # fmt: skip
+    p = parcels.loc[parcels["park_id"].notna().to_numpy(), used]
     p["industrial"] = p["land_use"].isin(list(industrial_codes))
     p["used_m2"] = (
         np.where(p["n_enterprises"].fillna(0) > 0, p["area_m2"], 0.0)
@@ -223,15 +345,14 @@ def park_figures(
         out["lowland_mu"] = m2_to_mu(agg["lowland_m2"].fillna(0.0)).to_numpy()
     # grades of the firms whose land lies (mostly) in the park
     firm_park = alloc.assign(
-        park_id=alloc["parcel_id"].map(parcels.set_index("parcel_id")["park_id"])
+        park_id=_map_by(alloc["parcel_id"], _column_by(parcels, "parcel_id", "park_id"))
     )
     firm_park = firm_park.sort_values(
         ["credit_code", "alloc_m2"], ascending=[True, False]
     ).drop_duplicates("credit_code")
     if "grade" in enterprises:
-        grades = firm_park["credit_code"].map(
-            enterprises.drop_duplicates("credit_code").set_index("credit_code")["grade"]
-        )
+        firm_grades = enterprises[["credit_code", "grade"]].drop_duplicates("credit_code")
+        grades = _map_by(firm_park["credit_code"], _column_by(firm_grades, "credit_code", "grade"))
         counts = _grade_counts(grades, firm_park["park_id"].fillna("—"))
         for col in ("n_a", "n_b", "n_c", "n_d"):
             out[col] = out["park_id"].map(counts[col]).fillna(0).astype(int).to_numpy()
@@ -383,11 +504,15 @@ def leaders(
     if by not in ("industry", "park_type"):
         msg = f"`by` must be one of 'industry', 'park_type', got {by!r}"
         raise ValueError(msg)
-    e = enterprises[
+    graded = (
         enterprises.get("grade", pd.Series("", index=enterprises.index))
         .fillna("")
         .isin(list("ABCD"))
-    ]
+        .to_numpy()
+    )
+    # only the columns used: sorting a narrow frame moves a few columns, not all of them
+    used = ["credit_code", "name", measure, "grade", "industry_code"]
+    e = enterprises.loc[graded, [c for c in dict.fromkeys(used) if c in enterprises]]
     e = e[e[measure].notna()].copy()
     if by == "industry":
         e["group"] = e["industry_code"].astype(str).str[:2]

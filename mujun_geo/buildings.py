@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,13 @@ logger = logging.getLogger(__name__)
 
 #: Pieces whose overlap is smaller than this (m²) are treated as merely touching.
 _OVERLAP_TOL_M2 = 1e-6
+#: Threads for the GEOS work that releases the GIL (validity checks, overlays). Each thread
+#: gets a contiguous block of the inputs, so results are the same for any number of threads.
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+#: Below this many elements an array is handled in the calling thread.
+_THREAD_MIN = 20_000
+#: Groups (parcels) of up to this many pieces compare all their pairs of pieces directly.
+_ALL_PAIRS_MAX = 64
 
 
 # --------------------------------------------------------------------------------------
@@ -85,11 +93,68 @@ def _check_pair_crs(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> N
         raise CRSError(msg)
 
 
+def _threaded(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """``fn(*arrays)`` over contiguous blocks in :data:`_THREADS` threads, concatenated.
+
+    For element-wise shapely functions, which release the GIL: the result equals
+    ``fn(*arrays)``. Only read-only GEOS work belongs here (no ``shapely.prepare`` on
+    geometries shared between blocks: prepared geometries are not thread-safe).
+    """
+    n = len(arrays[0])
+    if _THREADS < 2 or n < _THREAD_MIN:
+        return fn(*arrays)
+    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+    blocks = [tuple(a[i:j] for a in arrays) for i, j in zip(bounds[:-1], bounds[1:])]
+    with ThreadPoolExecutor(_THREADS) as pool:
+        parts = list(pool.map(lambda block: fn(*block), blocks))
+    return np.concatenate(parts)
+
+
+def _threaded_by_owner(
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    owner: np.ndarray,
+    left: np.ndarray,
+    right: np.ndarray,
+) -> np.ndarray:
+    """``fn(left, right)`` in threads, the pairs split so that each ``owner`` is in one thread.
+
+    For predicates on prepared ``left`` geometries (``owner`` = their index): a prepared
+    geometry builds its indexes on first use and must not be used by two threads at once.
+    """
+    n = len(owner)
+    if _THREADS < 2 or n < _THREAD_MIN:
+        return fn(left, right)
+    cuts = np.quantile(owner, np.linspace(0, 1, _THREADS + 1)[1:-1])
+    part = np.searchsorted(cuts, owner, side="right")
+    sel = [np.flatnonzero(part == k) for k in range(_THREADS)]
+    with ThreadPoolExecutor(_THREADS) as pool:
+        parts = list(pool.map(lambda idx: fn(left[idx], right[idx]), sel))
+    out = np.empty(n, dtype=parts[0].dtype)
+    for idx, values in zip(sel, parts):
+        out[idx] = values
+    return out
+
+
+def _query_boxes(tree: shapely.STRtree, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query(geoms)`` (pairs whose bounding boxes meet) in threads; same pairs and order."""
+    n = len(geoms)
+    if _THREADS < 2 or n < _THREAD_MIN:
+        left, right = tree.query(geoms)
+        return left, right
+    tree.query(geoms[:1])  # the tree is complete before the threads share it
+    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+    with ThreadPoolExecutor(_THREADS) as pool:
+        parts = list(pool.map(lambda ij: tree.query(geoms[ij[0] : ij[1]]), zip(bounds, bounds[1:])))
+    left = np.concatenate([p[0] + i for p, i in zip(parts, bounds)])
+    right = np.concatenate([p[1] for p in parts])
+    return left, right
+
+
 def _valid_geoms(gdf: gpd.GeoDataFrame, name: str) -> np.ndarray:
     """Geometry array with invalid geometries repaired by ``make_valid`` (with a warning)."""
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     present = ~shapely.is_missing(geoms)
-    invalid = present & ~shapely.is_valid(geoms)
+    invalid = present & ~_threaded(shapely.is_valid, geoms)
     if invalid.any():
         labels = list(gdf.index[invalid][:10])
         msg = (
@@ -506,16 +571,97 @@ def _cell_fractions(
 # --------------------------------------------------------------------------------------
 # stacked areas
 # --------------------------------------------------------------------------------------
+def _group_box_pairs(group: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs ``(left < right)`` of one group whose bounding boxes meet.
+
+    Small groups (up to :data:`_ALL_PAIRS_MAX` members, the usual buildings of one parcel)
+    compare every pair of members by their boxes, vectorised; larger groups go through an
+    STRtree of their members. The pairs are those of ``STRtree(geoms).query(geoms)`` with
+    ``left < right`` and one group, possibly in another order.
+    """
+    order = np.argsort(group, kind="stable")
+    g = group[order]
+    start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    count = np.diff(np.r_[start, len(g)])
+    k = np.repeat(count, count)  # size of each sorted member's group
+    rank = np.arange(len(g)) - np.repeat(start, count)
+    small = k <= _ALL_PAIRS_MAX
+    # STEP 1: small groups: member at sorted position s pairs with s+1 .. s+(k-1-rank)
+    partners = np.where(small, k - 1 - rank, 0)
+    left = np.repeat(np.arange(len(g)), partners)
+    right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(partners) - partners, partners)
+    left, right = order[left], order[right]
+    b = bounds
+    meet = (
+        (b[left, 0] <= b[right, 2])
+        & (b[right, 0] <= b[left, 2])
+        & (b[left, 1] <= b[right, 3])
+        & (b[right, 1] <= b[left, 3])
+    )
+    pairs = [(np.minimum(left, right)[meet], np.maximum(left, right)[meet])]
+    # STEP 2: large groups: a tree over their members
+    big = order[~small]
+    if len(big):
+        boxes = shapely.box(bounds[big, 0], bounds[big, 1], bounds[big, 2], bounds[big, 3])
+        bl, br = _query_boxes(shapely.STRtree(boxes), boxes)
+        bl, br = big[bl], big[br]
+        keep = (bl < br) & (group[bl] == group[br])
+        pairs.append((bl[keep], br[keep]))
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
+
 def _overlap_edges(geoms: np.ndarray, group: np.ndarray) -> np.ndarray:
-    """Return pairs (2, n) of pieces of one group that overlap with positive area."""
+    """Return pairs (2, n) of pieces of one group that overlap with positive area.
+
+    Candidates are the pairs of one group whose bounding boxes meet
+    (:func:`_group_box_pairs`); of those, the pairs that intersect, and of those the ones
+    whose intersection is larger than :data:`_OVERLAP_TOL_M2`.
+    """
     if len(geoms) < 2:
         return np.empty((2, 0), dtype=np.int64)
-    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = (left < right) & (group[left] == group[right])
-    left, right = left[keep], right[keep]
-    inter = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    left, right = _group_box_pairs(group, shapely.bounds(geoms))
+    meet = shapely.intersects(geoms[left], geoms[right])
+    left, right = left[meet], right[meet]
+    inter = shapely.area(_threaded(shapely.intersection, geoms[left], geoms[right]))
     ok = inter > _OVERLAP_TOL_M2
     return np.vstack([left[ok], right[ok]])
+
+
+def _clip_pairs(
+    bgeoms: np.ndarray, pgeoms: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces of buildings on parcels: ``(bi, pi, pieces, area)`` with ``area > 0``.
+
+    Same pairs, order and pieces as ``STRtree(pgeoms).query(bgeoms, "intersects")``
+    followed by ``shapely.intersection`` and a positive-area filter, without most of the
+    overlay work: a building that its parcel covers (prepared ``shapely.covers``) is its
+    own piece; only the pairs that cross a parcel edge are intersected, in threads.
+    """
+    # STEP 1: candidate pairs by bounding box (the tree returns them in the same order as
+    # with a predicate, which only filters each building's hits)
+    bi, pi = _query_boxes(shapely.STRtree(pgeoms), bgeoms)
+    # STEP 2: buildings inside their parcel (prepared parcels, each in one thread)
+    fresh = ~shapely.is_prepared(pgeoms)
+    shapely.prepare(pgeoms[fresh])
+    try:
+        inside = _threaded_by_owner(shapely.covers, pi, pgeoms[pi], bgeoms[bi])
+        cut = np.flatnonzero(~inside)
+        meet = _threaded_by_owner(shapely.intersects, pi[cut], pgeoms[pi[cut]], bgeoms[bi[cut]])
+    finally:
+        shapely.destroy_prepared(pgeoms[fresh])
+    cut = cut[meet]
+    # STEP 3: intersection only for the pairs that cross a parcel edge
+    pieces = np.full(len(bi), None, dtype=object)
+    pieces[inside] = bgeoms[bi[inside]]
+    pieces[cut] = _threaded(shapely.intersection, bgeoms[bi[cut]], pgeoms[pi[cut]])
+    area = shapely.area(pieces)
+    keep = area > 0  # drops touching pairs, disjoint boxes (area NaN) and slivers of 0 m²
+    return bi[keep], pi[keep], pieces[keep], area[keep]
+
+
+def _row_union_area(mat: np.ndarray) -> np.ndarray:
+    """Area of the union of each row of a None-padded geometry matrix."""
+    return shapely.area(shapely.union_all(mat, axis=1))
 
 
 def _union_area_by_key(geoms: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -535,24 +681,27 @@ def _union_area_by_key(geoms: np.ndarray, keys: np.ndarray) -> np.ndarray:
         cols = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
         mat = np.full((len(sel), int(n.max())), None, dtype=object)
         mat[rows, cols] = geoms[order[np.repeat(start[sel], n) + cols]]
-        out[sel] = shapely.area(shapely.union_all(mat, axis=1))
+        out[sel] = _threaded(_row_union_area, mat)
     return out
 
 
-def _stacked_area(
+def _stacked_areas(
     geoms: np.ndarray,
     area: np.ndarray,
     group: np.ndarray,
-    weight: np.ndarray,
+    weights: Sequence[np.ndarray],
     edges: np.ndarray,
+    n_groups: int,
     subset: np.ndarray | None = None,
-) -> pd.Series:
-    """Σ over each group of ∫ max(weight) over the union of its pieces.
+) -> list[np.ndarray]:
+    """Σ over each group of ∫ max(weight) over the union of its pieces, for each weight.
 
     Pieces are split into clusters of mutually overlapping pieces (connected components
     of ``edges``). A lone piece adds ``area × weight``; a cluster adds
     Σ_k (w_k − w_{k−1}) × area(union of its pieces with weight ≥ w_k) over its distinct
-    weights w_1 < w_2 < …. ``subset`` (bool mask) restricts the pieces used.
+    weights w_1 < w_2 < …. ``subset`` (bool mask) restricts the pieces used. The clusters
+    and the lone pieces' sums are worked out once for all ``weights``; each result is an
+    array over the groups ``0 .. n_groups - 1`` (0 where a group has no piece).
     """
     if subset is None:
         subset = np.ones(len(geoms), dtype=bool)
@@ -562,23 +711,38 @@ def _stacked_area(
     _, label = connected_components(graph, directed=False)
     size = np.bincount(label, weights=subset.astype(float))
     lone = subset & (size[label] == 1)
-    simple = pd.Series(area[lone] * weight[lone]).groupby(group[lone]).sum()
+    lone_area = area[lone]
+    simple = (
+        pd.DataFrame({k: lone_area * w[lone] for k, w in enumerate(weights)})
+        .groupby(group[lone])
+        .sum()
+    )
+    where = simple.index.to_numpy()
+    out = []
+    for k in range(len(weights)):
+        res = np.zeros(n_groups)
+        res[where] = simple[k].to_numpy()
+        out.append(res)
     multi = subset & ~lone
     if not multi.any():
-        return simple
-    sub = pd.DataFrame({"c": label[multi], "g": group[multi], "w": weight[multi]})
-    sub["i"] = np.flatnonzero(multi)
-    levels = sub[["c", "w"]].drop_duplicates().sort_values(["c", "w"])
-    levels["dw"] = levels["w"] - levels.groupby("c")["w"].shift(fill_value=0.0)
-    pairs = sub.merge(levels.rename(columns={"w": "level"}), on="c")
-    pairs = pairs[pairs["w"] >= pairs["level"]]
-    pairs["key"] = pairs.groupby(["c", "level"]).ngroup()
-    union_area = _union_area_by_key(geoms[pairs["i"].to_numpy()], pairs["key"].to_numpy())
-    per_key = pairs.drop_duplicates("key").sort_values("key")
-    stacked = (
-        pd.Series(union_area * per_key["dw"].to_numpy()).groupby(per_key["g"].to_numpy()).sum()
-    )
-    return pd.concat([simple, stacked]).groupby(level=0).sum()
+        return out
+    for k, weight in enumerate(weights):
+        sub = pd.DataFrame({"c": label[multi], "g": group[multi], "w": weight[multi]})
+        sub["i"] = np.flatnonzero(multi)
+        levels = sub[["c", "w"]].drop_duplicates().sort_values(["c", "w"])
+        levels["dw"] = levels["w"] - levels.groupby("c")["w"].shift(fill_value=0.0)
+        pairs = sub.merge(levels.rename(columns={"w": "level"}), on="c")
+        pairs = pairs[pairs["w"] >= pairs["level"]]
+        pairs["key"] = pairs.groupby(["c", "level"]).ngroup()
+        union_area = _union_area_by_key(geoms[pairs["i"].to_numpy()], pairs["key"].to_numpy())
+        per_key = pairs.drop_duplicates("key").sort_values("key")
+        stacked = (
+            pd.Series(union_area * per_key["dw"].to_numpy()).groupby(per_key["g"].to_numpy()).sum()
+        )
+        # a group's lone pieces and clusters add up as pd.concat(...).groupby(level=0).sum()
+        # would: one sum a + b where a group has both
+        out[k][stacked.index.to_numpy()] += stacked.to_numpy()
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -651,6 +815,16 @@ def building_metrics(
     CRSError
         If a layer has no CRS, the CRSs differ, or they are geographic.
 
+    Notes
+    -----
+    A building that its parcel covers is its own piece (its area is the footprint's own
+    area); only the building–parcel pairs that cross a parcel edge go through
+    ``shapely.intersection``. The GEOS work that releases the GIL (validity checks, tree
+    queries, overlays, unions) runs in two threads over contiguous blocks of the input,
+    so the result does not depend on the threads. Overlapping pieces of one parcel are
+    found by comparing the bounding boxes of its pieces pairwise (an STRtree for parcels
+    with more than 64 pieces).
+
     Examples
     --------
     >>> import geopandas as gpd, shapely
@@ -685,15 +859,12 @@ def building_metrics(
         default_floors=default_floors,
     )
 
-    # STEP 1: clip footprints to parcels (STRtree pairs, vectorised intersection)
-    tree = shapely.STRtree(pgeoms)
-    bi, pi = tree.query(bgeoms, predicate="intersects")
-    pieces = shapely.intersection(bgeoms[bi], pgeoms[pi])
-    area = shapely.area(pieces)
-    keep = area > 0
-    bi, pi, pieces, area = bi[keep], pi[keep], pieces[keep], area[keep]
-    logger.debug("%d building pieces on %d parcels", len(pieces), len(np.unique(pi)))
-    outside = len(buildings) - len(np.unique(bi))
+    # STEP 1: clip footprints to parcels (STRtree pairs; overlay only across parcel edges)
+    bi, pi, pieces, area = _clip_pairs(bgeoms, pgeoms)
+    if logger.isEnabledFor(logging.DEBUG):
+        on = np.count_nonzero(np.bincount(pi, minlength=len(pgeoms)))
+        logger.debug("%d building pieces on %d parcels", len(pieces), on)
+    outside = len(buildings) - np.count_nonzero(np.bincount(bi, minlength=len(bgeoms)))
     if outside:
         logger.info("%d buildings lie on no parcel and are not counted", outside)
 
@@ -701,14 +872,12 @@ def building_metrics(
     counted = fl["counted_floors"].to_numpy()[bi]
     edges = _overlap_edges(pieces, pi)
     ones = np.ones(len(pieces))
-
-    def per_parcel(s: pd.Series) -> np.ndarray:
-        return s.reindex(np.arange(len(parcels)), fill_value=0.0).to_numpy(dtype=float)
+    n_parcels = len(parcels)
 
     # STEP 2: footprint (union) and floor areas with overlaps counted once
-    footprint = per_parcel(_stacked_area(pieces, area, pi, ones, edges))
-    floor_area = per_parcel(_stacked_area(pieces, area, pi, floors, edges))
-    far_floor_area = per_parcel(_stacked_area(pieces, area, pi, counted, edges))
+    footprint, floor_area, far_floor_area = _stacked_areas(
+        pieces, area, pi, [ones, floors, counted], edges, n_parcels
+    )
     n_buildings = np.bincount(pi[area >= min_piece_m2], minlength=len(parcels))
 
     parcel_area = shapely.area(pgeoms)
@@ -729,8 +898,9 @@ def building_metrics(
     if "use" in buildings.columns:
         uses = buildings["use"].astype("str").str.strip().str.lower().to_numpy()
         anc = np.isin(uses[bi], [u.lower() for u in ancillary_uses])
-        anc_land = per_parcel(_stacked_area(pieces, area, pi, ones, edges, subset=anc))
-        anc_floor = per_parcel(_stacked_area(pieces, area, pi, floors, edges, subset=anc))
+        anc_land, anc_floor = _stacked_areas(
+            pieces, area, pi, [ones, floors], edges, n_parcels, subset=anc
+        )
     else:
         logger.info("buildings have no `use` column: ancillary shares are left empty")
         anc_land = anc_floor = np.full(len(parcels), np.nan)

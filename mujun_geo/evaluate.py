@@ -75,7 +75,7 @@ import pandas as pd
 
 from ._errors import DataWarning, MujunGeoError, SchemaError
 from ._evaluate_score import grade, score, values
-from ._evaluate_text import explain_text, unit_note
+from ._evaluate_text import explain_text, unit_notes
 from ._evaluate_units import build_units, classify, prefix_match, text, truthy
 from .scoring_config import (
     CLASS_LABELS,
@@ -290,7 +290,12 @@ def _assemble(
     bounds: dict[str, dict[str, Any]],
 ) -> pd.DataFrame:
     """Broadcast unit results to the input rows (same index as the input)."""
-    u = units.loc[labels].reset_index(drop=True)
+    keys = dict.fromkeys([*STANDARD_INDICATORS, *cfg.indicators()])
+    cols = ["evaluable", "cls", "group", "pop", "credit_code", "size", "sum:land_mu", "bonus_total"]
+    cols += [c for k in keys for c in (f"v:{k}", f"s:{k}") if c in units]
+    cols += ["score", "rank", "n", "grade", "review_notes"]
+    # only the columns the output reads, broadcast by position
+    u = units[cols].take(units.index.get_indexer(labels)).reset_index(drop=True)
     ev = u["evaluable"].to_numpy(dtype=bool)
     out = pd.DataFrame(index=index)
     out["evaluated"] = ev
@@ -300,7 +305,7 @@ def _assemble(
     out["eval_unit_lead"] = u["credit_code"].to_numpy(dtype=object)
     out["eval_unit_size"] = u["size"].to_numpy(dtype=int)
     out["eval_land_mu"] = u["sum:land_mu"].to_numpy(dtype=float)
-    for k in dict.fromkeys([*STANDARD_INDICATORS, *cfg.indicators()]):
+    for k in keys:
         out[k] = u[f"v:{k}"].to_numpy(dtype=float) if f"v:{k}" in u else np.nan
     for k in cfg.indicators():
         out[f"score_{k}"] = u[f"s:{k}"].to_numpy(dtype=float) if f"s:{k}" in u else np.nan
@@ -309,8 +314,8 @@ def _assemble(
     out["rank"] = pd.array(u["rank"].to_numpy(dtype=float), dtype="Int64")
     out["group_size"] = pd.array(u["n"].to_numpy(dtype=float), dtype="Int64")
     out["grade"] = np.where(ev, u["grade"], "").astype(object)
-    notes = dict(zip(units.index, (unit_note(r, cfg, bounds) for r in units.to_dict("records"))))
-    note = np.array([notes[k] for k in labels], dtype=object)
+    # notes once per unit from the columns they read (no per-unit dicts), then per row
+    note = unit_notes(units, cfg, bounds)[units.index.get_indexer(labels)]
     service = (df["sector"].str.lower() == "service").to_numpy() & (
         u["cls"] != "service"
     ).to_numpy()
@@ -325,7 +330,7 @@ def _assemble(
         & (u["cls"] == "below").to_numpy()
     )
     pre = np.where(newly, np.char.add(pre.astype(str), "新升规未满1年，按规下企业评价；"), pre)
-    out["grade_note"] = [p + n for p, n in zip(pre, note)]
+    out["grade_note"] = pre.astype(object) + note
     out["review"] = ev & (u["review_notes"].fillna("") != "").to_numpy()
     return out
 

@@ -25,10 +25,12 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import geopandas as gpd
 import pyogrio
+import shapely
 
 from ._errors import MujunGeoError
 
@@ -43,6 +45,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+#: shapely.get_type_id of Polygon and MultiPolygon.
+_POLYGON, _MULTIPOLYGON = 3, 6
 
 # GeoPackage 1.2 is what GDAL < 3.7 (and the QGIS builds on it) read without warnings.
 _GPKG_OPTIONS = {"dataset_options": {"VERSION": "1.2"}}
@@ -66,24 +71,67 @@ def atomic_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
 
 
-def prepare_for_gpkg(frame: pd.DataFrame) -> pd.DataFrame:
-    """Make a frame writable: mixed object columns as text, nullable ints kept, index dropped."""
-    out = frame.reset_index(drop=True).copy()
+def prepare_for_gpkg(frame: pd.DataFrame, *, arrow: bool = False) -> pd.DataFrame:
+    """Make a frame writable: mixed object columns as text, nullable ints kept, index dropped.
+
+    Parameters
+    ----------
+    frame
+        A layer (DataFrame or GeoDataFrame).
+    arrow
+        The frame goes to pyogrio's Arrow writer, which takes pandas ``str`` columns as
+        they are (missing values as nulls) and, in layers with geometry, nullable
+        ``boolean`` columns too. In attribute tables nullable booleans become the text
+        ``"True"`` / ``"False"``, the field type GDAL's row-by-row writer gave them. Without
+        ``arrow`` (default) both become object columns with None for missing values, as
+        other writers (fiona) need.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame (the input is not changed) with a default index.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"code": [1, "x", None], "name": ["甲", None, "丙"]}, index=[5, 6, 7])
+    >>> out = prepare_for_gpkg(df)
+    >>> out["code"].tolist(), out["name"].tolist(), out.index.tolist()
+    (['1', 'x', nan], ['甲', None, '丙'], [0, 1, 2])
+    >>> str(prepare_for_gpkg(df, arrow=True)["name"].dtype)
+    'str'
+    """
+    out = frame.reset_index(drop=True)  # a new frame: columns set below leave `frame` alone
+    geometry = getattr(out, "_geometry_column_name", None)
     for col in out.columns:
-        if col == getattr(out, "_geometry_column_name", None):
+        if col == geometry:
             continue
         s = out[col]
         if s.dtype == object:
-            kinds = {type(v) for v in s.dropna()}
-            if kinds and not kinds <= {str}:
+            if not _all_text(s):
                 out[col] = s.map(
                     lambda v: None if _isna(v) else (v if isinstance(v, str) else str(v))
                 )
+        elif arrow:
+            if str(s.dtype) == "boolean" and geometry is None:
+                text = np.where(s.fillna(False).to_numpy(dtype=bool), "True", "False")
+                out[col] = pd.Series(text, dtype=object).where(s.notna().to_numpy(), None)
         elif pd.api.types.is_string_dtype(s.dtype):
             out[col] = s.astype(object).where(s.notna(), None)
         elif str(s.dtype) == "boolean":
             out[col] = s.astype(object).where(s.notna(), None)
     return out
+
+
+def _all_text(s: pd.Series) -> bool:
+    """True when every value of an object column is missing or a string.
+
+    One ``infer_dtype`` pass (C) settles text and empty columns; only other columns are
+    looked at value by value (they are converted value by value anyway).
+    """
+    if pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty"):
+        return True
+    return {type(v) for v in s.dropna()} <= {str}
 
 
 def _isna(v: object) -> bool:
@@ -126,7 +174,7 @@ def write_geopackage(
     tmp.unlink(missing_ok=True)
     try:
         for name, frame in layers.items():
-            data = prepare_for_gpkg(frame)
+            data = prepare_for_gpkg(frame, arrow=True)
             if isinstance(data, gpd.GeoDataFrame):
                 pyogrio.write_dataframe(
                     data,
@@ -140,7 +188,9 @@ def write_geopackage(
             else:
                 if data.shape[1] == 0:
                     data = pd.DataFrame({"empty": pd.Series(dtype=object)})
-                pyogrio.write_dataframe(data, tmp, layer=name, driver="GPKG", **_GPKG_OPTIONS)
+                pyogrio.write_dataframe(
+                    data, tmp, layer=name, driver="GPKG", use_arrow=True, **_GPKG_OPTIONS
+                )
         if postprocess is not None:
             postprocess(tmp)
         os.replace(tmp, path)
@@ -151,8 +201,9 @@ def write_geopackage(
 
 
 def _has_mixed_polygons(gdf: gpd.GeoDataFrame) -> bool:
-    types = set(gdf.geometry.geom_type.dropna().unique())
-    return types == {"Polygon", "MultiPolygon"}
+    """Whether the layer has both Polygons and MultiPolygons (and no other type)."""
+    ids = set(np.unique(shapely.get_type_id(gdf.geometry.values)).tolist()) - {-1}
+    return ids == {_POLYGON, _MULTIPOLYGON}
 
 
 def file_sha256(path: str | Path) -> str:

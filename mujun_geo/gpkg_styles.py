@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import shapely
 
 from .labels import COLUMNS, GRADE_NAMES, LAYERS, describe, label
 
@@ -165,13 +166,18 @@ def quantile_breaks(values: pd.Series, k: int = 5) -> list[float]:
     return [float(e) for e in edges]
 
 
+#: shapely.get_type_id: Point 0, Polygon 3, MultiPoint 4, MultiPolygon 6 (-1: missing).
+_FILL_IDS, _MARKER_IDS = {3, 6}, {0, 4}
+
+
 def _kind(gdf: pd.DataFrame) -> str | None:
+    """Symbol kind of a layer: fill (any polygon), marker (any point), line, or None."""
     if not isinstance(gdf, gpd.GeoDataFrame):
         return None
-    types = set(gdf.geometry.geom_type.dropna())
-    if types & {"Polygon", "MultiPolygon"}:
+    types = set(np.unique(shapely.get_type_id(gdf.geometry.values)).tolist()) - {-1}
+    if types & _FILL_IDS:
         return "fill"
-    if types & {"Point", "MultiPoint"}:
+    if types & _MARKER_IDS:
         return "marker"
     return "line" if types else None
 

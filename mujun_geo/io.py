@@ -36,6 +36,7 @@ from ._io_base import (
     _dedupe,
     _flags,
     _is_table,
+    _map_text,
     _numbers,
     _reject_rows,
     _repair_polygons,
@@ -242,7 +243,11 @@ def read_buildings(
         key="src_row",
     )
     gdf["building_id"] = _code_text(gdf["building_id"]) if "building_id" in gdf else None
-    gdf["building_id"] = gdf["building_id"].fillna(gdf["src_row"].map(lambda r: f"row{r}"))
+    missing = gdf["building_id"].isna().to_numpy()
+    if missing.any():
+        # "row<src_row>" where the id is missing, as one vectorised string op
+        fill = "row" + gdf["src_row"][missing].astype(str)
+        gdf["building_id"] = gdf["building_id"].fillna(fill)
     gdf = _numbers(
         gdf,
         ["floors", "height_m", "storey_height_m"],
@@ -262,7 +267,9 @@ def read_buildings(
             )
             gdf.loc[bad, col] = np.nan
     use = _text(gdf["use"]) if "use" in gdf else pd.Series(None, index=gdf.index, dtype=object)
-    gdf["use"] = use.map(lambda v: _USES.get(str(v).lower(), "other") if v is not None else "other")
+    gdf["use"] = _map_text(
+        use, lambda v: _USES.get(str(v).lower(), "other") if v is not None else "other"
+    )
     gdf["occupant_code"] = (
         _text(gdf["occupant_code"]).str.upper() if "occupant_code" in gdf else None
     )

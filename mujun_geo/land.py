@@ -122,10 +122,14 @@ def lowland_summary(
     else:
         logger.info("no `%s` column: lowland energy left empty", energy_col)
         energy = pd.Series(np.nan, index=df.index)
-    names = df["lowland_reasons"].fillna("").astype("str").str.split(";").explode()
-    names = names[names != ""]
+    # the reasons repeat a few combinations: split each distinct one once
+    combo, combos = pd.factorize(df["lowland_reasons"].fillna("").astype("str"))
+    parts = [[n for n in str(c).split(";") if n != ""] for c in combos]
     order = _rule_order()
-    found = sorted(set(names), key=lambda n: (order.index(n) if n in order else len(order), n))
+    found = sorted(
+        {n for names in parts for n in names},
+        key=lambda n: (order.index(n) if n in order else len(order), n),
+    )
     work = pd.DataFrame(
         {
             "area_mu": area,
@@ -137,8 +141,8 @@ def lowland_summary(
         index=df.index,
     )
     for n in found:
-        counts = names[names == n].groupby(level=0).size()
-        work[f"n_{n}"] = counts.reindex(df.index, fill_value=0).astype(int)
+        per_combo = np.array([names.count(n) for names in parts], dtype=int)
+        work[f"n_{n}"] = per_combo[combo]
 
     def aggregate(keys: pd.Series | str, level: str) -> pd.DataFrame:
         g = work.groupby(keys, sort=True)

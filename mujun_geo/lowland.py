@@ -39,8 +39,9 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,7 @@ import pandas as pd
 import geopandas as gpd
 
 from ._errors import ConfigError, CRSError, SchemaError
+from .aggregate import _positions
 from .units import M2_PER_MU
 
 __all__ = [
@@ -137,8 +139,27 @@ class LowlandResult:
 # --------------------------------------------------------------------------------------
 # tables and codes
 # --------------------------------------------------------------------------------------
+def _per_unique(fn: Callable[[pd.Series], pd.Series], values: pd.Series) -> pd.Series:
+    """``fn(values)`` for an element-wise ``fn``, worked out once per distinct value.
+
+    Code columns repeat a few values over many rows (land use, industry); missing values
+    count as one more distinct value, so ``fn`` sees them too.
+    """
+    if len(values) < 1000:
+        return fn(values)
+    which, uniques = pd.factorize(values, use_na_sentinel=False)
+    if len(uniques) > len(values) // 4:
+        return fn(values)
+    done = fn(pd.Series(uniques, name=values.name))
+    return pd.Series(done.array.take(which), index=values.index, name=done.name)
+
+
 def _codes(values: pd.Series) -> pd.Series:
     """Industry/land-use codes as strings; numbers that lost a leading zero are padded."""
+    return _per_unique(_codes_of, values)
+
+
+def _codes_of(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         values = values.astype("Float64").round().astype("Int64")
     s = values.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
@@ -270,24 +291,41 @@ def main_industry(
         links = matches[matches["status"].isin(list(statuses))]
     ent = enterprises.drop_duplicates("credit_code")
     va = ent["value_added"] if "value_added" in ent.columns else np.nan
-    ent = pd.DataFrame(
-        {
-            "credit_code": ent["credit_code"],
-            "code": _codes(ent["industry_code"]).str.slice(0, digits),
-            "va": pd.to_numeric(va, errors="coerce"),
-        }
-    )
-    df = links[["credit_code", "parcel_id"]].drop_duplicates().merge(ent, on="credit_code")
-    df = df[df["code"].notna()]
-    agg = df.groupby(["parcel_id", "code"], as_index=False).agg(
-        n=("credit_code", "size"), va=("va", "max")
-    )
-    agg["va"] = agg["va"].fillna(-np.inf)
-    agg = agg.sort_values(["parcel_id", "n", "va", "code"], ascending=[True, False, False, True])
-    best = agg.drop_duplicates("parcel_id")
+    code = _codes(ent["industry_code"]).str.slice(0, digits)
+    value = pd.to_numeric(va, errors="coerce")
+    value = pd.Series(value, index=ent.index) if np.ndim(value) == 0 else value
+
+    # STEP 1: distinct (firm, parcel) links of firms with a code (as an inner merge on the
+    # credit code would keep them: in link order, missing codes matching each other)
+    pairs = links[["credit_code", "parcel_id"]].drop_duplicates()
+    firm = _positions(pairs["credit_code"], pd.Index(ent["credit_code"]))
+    keep = firm >= 0
+    keep[keep] = code.notna().to_numpy()[firm[keep]]
+    keep &= pairs["parcel_id"].notna().to_numpy()  # groupby leaves missing parcels out
+    firm = firm[keep]
+    # parcels and codes numbered in sort order, so integer order is string order
+    parcel_ids = pairs["parcel_id"][keep]
+    pcode, pids = pd.factorize(parcel_ids, sort=True)
+    ccode, cids = pd.factorize(code.to_numpy()[firm], sort=True)
+    if not len(pcode):
+        empty = pd.Index(parcel_ids, name="parcel_id")
+        return pd.Series([], index=empty, name="industry_code", dtype="str")
+
+    # STEP 2: per (parcel, code): number of firms and their largest value added
+    key = pcode.astype(np.int64) * len(cids) + ccode
+    groups = pd.DataFrame({"va": value.to_numpy(dtype=float, na_value=np.nan)[firm]}).groupby(key)
+    agg = pd.DataFrame({"n": groups.size(), "va": groups["va"].max()})
+    gkey = agg.index.to_numpy()
+    gp, gc = gkey // len(cids), gkey % len(cids)
+    n, gva = agg["n"].to_numpy(), agg["va"].fillna(-np.inf).to_numpy()
+
+    # STEP 3: per parcel the code held by most firms, then the largest value added, then
+    # the smallest code
+    order = np.lexsort((gc, -gva, -n, gp))
+    first = order[np.r_[True, gp[order][1:] != gp[order][:-1]]]
     return pd.Series(
-        best["code"].to_numpy(),
-        index=pd.Index(best["parcel_id"], name="parcel_id"),
+        np.asarray(cids, dtype=object)[gc[first]],
+        index=pids.take(gp[first]).rename("parcel_id"),
         name="industry_code",
         dtype="str",
     )
@@ -504,7 +542,7 @@ def flag_lowland(
         )
         raise SchemaError(msg)
 
-    out = parcels.copy()
+    out = parcels.copy(deep=False)  # copy-on-write: new columns leave `parcels` alone
     area_mu = _area_mu(parcels)
     out["area_mu"] = area_mu
     if industrial_codes is None:
@@ -519,14 +557,13 @@ def flag_lowland(
     }
     firms = num["n_enterprises"] > 0 if "n_enterprises" in num else pd.Series(True, out.index)
 
-    reasons = pd.Series("", index=out.index, dtype="str")
+    hits: list[tuple[str, np.ndarray]] = []  # (rule name, flagged parcels), in rule order
     notes = pd.Series("", index=out.index, dtype="str")
     figures: list[str] = ["area_mu"]
 
     def add(mask: pd.Series, name: str, cols: Sequence[str]) -> None:
-        nonlocal reasons
         mask = mask.fillna(False).astype(bool) & industrial
-        reasons = reasons.mask(mask, reasons.where(reasons == "", reasons + ";") + name)
+        hits.append((name, mask.to_numpy(dtype=bool)))
         figures.extend(c for c in cols if c not in figures)
 
     for rule in resolved:
@@ -539,7 +576,7 @@ def flag_lowland(
             table = far_minimums(rule["far_table"] if rule["far_table"] is not None else far_table)
             lookup = dict(zip(table["industry_code_2017"], table["far_min"]))
             code = _codes(out["industry_code"])
-            out["far_min"] = _prefix_lookup(code, lookup)
+            out["far_min"] = _per_unique(partial(_prefix_lookup, table=lookup), code)
             built = industrial & (num["footprint_m2"] > 0)
             add(built & (num["far"] < out["far_min"]), name, ["industry_code", "far", "far_min"])
             unknown = built & firms & out["far_min"].isna()
@@ -581,6 +618,7 @@ def flag_lowland(
             grade = out["grade"].astype("string").str.strip().str.upper()
             add(grade.isin(rule["grades"]), name, ["grade"])
 
+    reasons = _joined_reasons(hits, out.index)
     out["lowland_assessed"] = industrial.to_numpy()
     out["lowland"] = (reasons != "").astype("int64")
     out["lowland_reasons"] = reasons
@@ -601,6 +639,26 @@ def flag_lowland(
     else:
         layer = flagged[keep].copy()
     return LowlandResult(parcels=out, lowland=layer, rules=resolved)
+
+
+def _joined_reasons(hits: list[tuple[str, np.ndarray]], index: pd.Index) -> pd.Series:
+    """Per parcel the names of the rules that flag it, joined by ``;`` in rule order.
+
+    Each distinct combination of rules is joined once (parcels are coded by the bits of
+    the rules that flag them).
+    """
+    if not hits:
+        return pd.Series("", index=index, dtype="str")
+    flags = np.column_stack([mask for _, mask in hits])
+    if len(hits) < 63:  # one integer per parcel, a bit per rule
+        bits = np.left_shift(np.int64(1), np.arange(len(hits), dtype=np.int64))
+        seen, which = np.unique(flags @ bits, return_inverse=True)
+        rows = (seen[:, None] & bits) > 0
+    else:
+        rows, which = np.unique(flags, axis=0, return_inverse=True)
+    names = [name for name, _ in hits]
+    text = np.array([";".join(n for n, on in zip(names, row) if on) for row in rows], dtype=object)
+    return pd.Series(text[which.ravel()], index=index, dtype="str")
 
 
 def _rule_order() -> list[str]:

@@ -456,10 +456,10 @@ def _assemble(
             "note": note.to_numpy(dtype=object),
         }
     )
-    matches = matches.sort_values(["credit_code", "parcel_id"]).reset_index(drop=True)
+    matches = R.sort_rows(matches, ["credit_code", "parcel_id"]).reset_index(drop=True)
 
     # STEP 2: enterprises
-    c = links[counted].assign(pid=pid[pj[counted]]).sort_values(["fi", "pid"])
+    c = R.sort_rows(links[counted].assign(pid=pid[pj[counted]]), ["fi", "pid"])
     matched = np.isin(np.arange(n_f), c["fi"])
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
@@ -470,7 +470,7 @@ def _assemble(
     )
     has_rej = np.isin(np.arange(n_f), fi[status == "rejected"])
     todo = np.flatnonzero(eligible & ~matched & has_point)
-    near = R.nearest(index, pts, todo, pinfo, None).sort_values(["fi", "d", "pid"])
+    near = R.sort_rows(R.nearest(index, pts, todo, pinfo, None), ["fi", "d", "pid"])
     near = near.drop_duplicates("fi").set_index("fi").reindex(np.arange(n_f))
     d = near["d"].to_numpy(dtype=float)
     far = np.array(
@@ -533,7 +533,7 @@ def _assemble(
 
     # STEP 3: parcels
     live = np.isin(status, ["auto", "confirmed", "review"])
-    cc = links[counted].assign(code=code[fi[counted]]).sort_values(["pj", "code"])
+    cc = R.sort_rows(links[counted].assign(code=code[fi[counted]]), ["pj", "code"])
     par = pd.DataFrame(
         {
             "n_enterprises": np.bincount(pj[counted], minlength=n_p),

@@ -86,6 +86,11 @@ ZHEJIANG_PLACES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 _PROVINCE = ("浙江省", "浙江")
 _PUNCT = r"[\s·•・.,、:;'\"“”‘’`\-—_/\\|*#]+"
+# The same class with Python's ``\s`` spelled out (every character for which str.isspace()
+# is true): without ``\s`` pandas runs the pattern in pyarrow (RE2) instead of row by row
+# in Python's re; tests/test_names.py checks that both match the same characters.
+_WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_PUNCT_EXPLICIT = _PUNCT.replace(r"\s", _WHITESPACE)
 _OPEN = "([【〔{<《"
 _CLOSE = ")]】〕}>》"
 _BRACKET_CHARS = "[" + re.escape(_OPEN + _CLOSE) + "]"
@@ -174,6 +179,29 @@ def _string_dtype() -> pd.StringDtype:
     return pd.StringDtype("pyarrow")
 
 
+# Any character outside ASCII and the CJK Unified Ideographs block. Strings without one are
+# their own NFKC form (every such character is, and none of them compose), so only the
+# others need unicodedata (which pandas runs row by row in Python).
+_NOT_NFKC_STABLE = "[^\x01-\x7f\u4e00-\u9fff]"
+
+
+def _nfkc(s: pd.Series) -> pd.Series:
+    """``s.str.normalize("NFKC")`` normalising only the strings that can change.
+
+    Examples
+    --------
+    >>> _nfkc(pd.Series(["ＡＢＣ（甲）", "abc甲", None], dtype="string")).tolist()
+    ['ABC(甲)', 'abc甲', <NA>]
+    """
+    need = s.str.contains(_NOT_NFKC_STABLE, regex=True).to_numpy(dtype=bool, na_value=False)
+    if not need.any():
+        return s
+    out = s.copy()
+    rows = np.flatnonzero(need)
+    out.iloc[rows] = s.iloc[rows].str.normalize("NFKC").to_numpy(dtype=object)
+    return out
+
+
 def _keep_nonempty(new: pd.Series, old: pd.Series) -> pd.Series:
     return new.where(new.str.len() > 0, old)
 
@@ -188,6 +216,8 @@ def normalize_names(
 
     Vectorised: pandas string methods (pyarrow/RE2 when installed), one pass per city (12 in
     Zhejiang, plus one per county given in `region_names`), never a Python loop over rows.
+    A key depends only on the name and its place-name group, so each distinct (name, group)
+    pair is normalised once and the keys are mapped back to the rows.
 
     Parameters
     ----------
@@ -210,11 +240,9 @@ def normalize_names(
     >>> normalize_names(pd.Series(["浙江省嘉兴市海宁市 新星（有限合伙）", "ＡＢＣ纺织厂"])).tolist()
     ['新星', 'ABC纺织']
     """
-    s = names.astype(_string_dtype()).str.normalize("NFKC").str.upper()
-    s = s.str.replace(_PUNCT, "", regex=True)
-    s = s.mask(s.str.len() == 0)
+    raw = names.astype(_string_dtype())
     if region_codes is None:
-        codes = pd.Series("", index=range(len(s)), dtype="string")
+        codes = pd.Series("", index=range(len(raw)), dtype="string")
     else:
         codes = region_codes.astype("string").str.strip().fillna("").reset_index(drop=True)
     # the place names depend on the city only, unless extra names were given for a county
@@ -223,15 +251,52 @@ def normalize_names(
         codes.isin(list(region_names or {})), city.where(city.isin(list(ZHEJIANG_PLACES)), "")
     )
     group = group.to_numpy(dtype=object)
+    # STEP 0: distinct (name, group) pairs; missing names stay missing
+    name_id, _ = pd.factorize(raw, use_na_sentinel=True)
+    group_id, group_values = pd.factorize(group)
+    valid = name_id >= 0
+    pair = name_id.astype(np.int64) * max(len(group_values), 1) + group_id
+    first, inverse = np.unique(pair[valid], return_index=True, return_inverse=True)[1:]
+    rows = np.flatnonzero(valid)[first]
+    keys = _normalize_rows(raw.iloc[rows].reset_index(drop=True), group[rows], region_names)
+    out = np.full(len(raw), None, dtype=object)
+    out[valid] = keys[inverse]
+    return pd.Series(out, index=names.index, dtype="string")
+
+
+def _normalize_rows(
+    raw: pd.Series, group: np.ndarray, region_names: Mapping[str, str] | None
+) -> np.ndarray:
+    """Keys of the names `raw` (string dtype, positional index) with place-name `group` keys."""
+    s = _nfkc(raw).str.upper()
+    s = s.str.replace(_PUNCT_EXPLICIT, "", regex=True)
+    s = s.mask(s.str.len() == 0)
     out = s.to_numpy(dtype=object, na_value=None).copy()
     valid = s.notna().to_numpy()
-    for key, idx in pd.Series(group[valid]).groupby(group[valid], sort=False).indices.items():
+    # rows whose groups give the same place-name patterns are processed together (a county
+    # named in `region_names` that its city already lists adds nothing to the patterns)
+    keys, key_of_row = np.unique(group[valid].astype(str), return_inverse=True)
+    ids: dict[tuple[str, str], int] = {}
+    key_pattern = np.array(
+        [
+            ids.setdefault(
+                _region_patterns(
+                    *place_names(k if len(k) == 6 else k + "00", region_names=region_names)
+                ),
+                len(ids),
+            )
+            for k in keys.tolist()
+        ],
+        dtype=np.int64,
+    )
+    patterns = list(ids)
+    row_pattern = key_pattern[key_of_row]
+    for pid, idx in pd.Series(row_pattern).groupby(row_pattern, sort=False).indices.items():
         rows = np.flatnonzero(valid)[idx]
-        code = key if len(key) == 6 else key + "00"
-        prefix, bracket = _region_patterns(*place_names(code, region_names=region_names))
+        prefix, bracket = patterns[pid]
         part = s.iloc[rows]
         step = part.str.replace(bracket, "", regex=True).str.replace(_BRACKET_CHARS, "", regex=True)
         step = _keep_nonempty(step.str.replace(prefix, "", regex=True), step)
         step = _keep_nonempty(step.str.replace(_SUFFIX, r"\1", regex=True), step)
         out[rows] = _keep_nonempty(step, part).to_numpy(dtype=object)
-    return pd.Series(out, index=names.index, dtype="string")
+    return out

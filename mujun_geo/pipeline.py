@@ -19,14 +19,17 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import shapely
 from pyproj import CRS
 
 from . import __version__, io
@@ -131,18 +134,15 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
     firms = frames["enterprises"]
     regions = frames.get("regions")
     if regions is not None and len(regions):
-        counties = regions[regions["level"] == "county"][["region_code", "geometry"]]
-        has_pt = firms.geometry.notna() & ~firms.geometry.is_empty
+        counties = regions[regions["level"] == "county"]
+        has_pt = (firms.geometry.notna() & ~firms.geometry.is_empty).to_numpy()
         if has_pt.any() and len(counties):
-            joined = gpd.sjoin(
-                firms.loc[has_pt, ["geometry"]], counties, how="left", predicate="within"
-            )
-            joined = joined[~joined.index.duplicated(keep="first")]
-            found = joined["region_code"].dropna()
+            code = _county_of_points(firms.geometry, counties)
+            found = code[has_pt].dropna()
             firms.loc[found.index, "region_code"] = found
-            outside = joined["region_code"].isna()
+            outside = has_pt & code.isna().to_numpy()
             if outside.any():
-                idx = joined.index[outside]
+                idx = firms.index[outside]
                 problems.add(
                     "enterprises",
                     firms.loc[idx, "src_row"],
@@ -152,8 +152,9 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
                 )
     overrides = frames.get("overrides")
     if overrides is not None and len(overrides):
-        known_parcels = set(frames["parcels"]["parcel_id"])
-        known_firms = set(firms.loc[~firms["rejected"], "credit_code"].dropna())
+        # Series, not sets: isin hashes them without a Python string per row
+        known_parcels = frames["parcels"]["parcel_id"]
+        known_firms = firms.loc[~firms["rejected"], "credit_code"].dropna()
         for col, known, what in (
             ("parcel_id", known_parcels, "宗地代码"),
             ("credit_code", known_firms, "统一社会信用代码"),
@@ -168,7 +169,7 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
                     f"override names a {what} that is not in this year's data; "
                     "it is not applied — update or delete the row",
                 )
-    codes = set(firms["credit_code"].dropna())
+    codes = firms["credit_code"].dropna()
     orphan = firms["group_code"].notna() & ~firms["group_code"].isin(codes)
     if orphan.any():
         problems.add(
@@ -178,6 +179,33 @@ def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
             "group_parent_missing",
             "集团母公司信用代码 names no firm in the list; the firm is evaluated on its own",
         )
+
+
+def _county_of_points(points: gpd.GeoSeries, counties: gpd.GeoDataFrame) -> pd.Series:
+    """``region_code`` of the county each point lies within (NaN: none), index of ``points``.
+
+    A point within several counties takes the first of them, as a left
+    ``geopandas.sjoin(predicate="within")`` keeping the first match does. The counties
+    are prepared and queried by the points' bounding boxes, then tested with
+    ``contains`` (the point in the county's interior, i.e. ``within``).
+    """
+    pts = np.asarray(points, dtype=object)
+    cg = np.asarray(counties.geometry.values, dtype=object)
+    pi, ki = shapely.STRtree(cg).query(pts)
+    fresh = ~shapely.is_prepared(cg)
+    shapely.prepare(cg[fresh])
+    try:
+        inside = shapely.contains(cg[ki], pts[pi])
+    finally:
+        shapely.destroy_prepared(cg[fresh])
+    pi, ki = pi[inside], ki[inside]
+    order = np.lexsort((ki, pi))  # by point, then county: the first county of each point
+    pi, ki = pi[order], ki[order]
+    first = np.r_[True, pi[1:] != pi[:-1]] if len(pi) else np.zeros(0, dtype=bool)
+    which = np.full(len(pts), -1, dtype=np.intp)
+    which[pi[first]] = ki[first]
+    codes = counties["region_code"].array.take(which, allow_fill=True)
+    return pd.Series(codes, index=points.index, name="region_code")
 
 
 def run_info(
@@ -190,13 +218,18 @@ def run_info(
         ("started", started.isoformat(timespec="seconds")),
         ("finished", finished.isoformat(timespec="seconds")),
     ]
-    for name, path in sorted(settings.inputs.items()):
+    inputs = sorted(settings.inputs.items())
+    files = [path for _, path in inputs if not io.is_db_table(path)]
+    # hashlib and file reads release the GIL: hash the input files two at a time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        digest = dict(zip(map(str, files), pool.map(file_sha256, files)))
+    for name, path in inputs:
         if io.is_db_table(path):
             from .db import mask_dsn
 
             rows.append((f"input:{name}", f"database table {mask_dsn(str(path))}"))
         else:
-            rows.append((f"input:{name}", f"{Path(path).name} sha256={file_sha256(path)}"))
+            rows.append((f"input:{name}", f"{Path(path).name} sha256={digest[str(path)]}"))
     for stage, seconds in timings.items():
         rows.append((f"seconds:{stage}", f"{seconds:.3f}"))
     return pd.DataFrame(rows, columns=["key", "value"])

@@ -25,7 +25,7 @@ from .units import m2_to_mu
 if TYPE_CHECKING:
     from .pipeline import Ingested
 
-__all__ = ["ENTERPRISE_COLUMNS", "PARCEL_COLUMNS", "STAGES", "run_stages"]
+__all__ = ["ENTERPRISE_COLUMNS", "PARCEL_COLUMNS", "STAGES", "VACANT_COLUMNS", "run_stages"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,14 @@ PARCEL_COLUMNS = [
     "parcel_id", "land_use", "area_m2", "area_mu", "n_enterprises", "tax_per_mu", "va_per_mu",
     "floor_area_m2", "far", "coverage", "ancillary_land_share", "grade", "lowland", "lowland_reasons",
 ]  # fmt: skip
+#: Columns of the ``vacant`` table (those present): industrial parcels with no auto,
+#: confirmed or review link. It has no geometry, as the polygons are in ``parcels`` (filter
+#: that layer on ``vacant`` in QGIS, or join this table to it on ``parcel_id``).
+VACANT_COLUMNS = [
+    "parcel_id", "land_use", "land_use_name", "area_m2", "area_mu", "holder_name", "holder_code",
+    "region_code", "park_id", "address", "n_review", "floor_area_m2", "far", "coverage",
+    "n_buildings", "lowland", "lowland_reasons",
+]  # fmt: skip
 
 
 @contextmanager
@@ -48,6 +56,25 @@ def _timed(name: str, timings: dict[str, float], say: Callable[[str], None], lab
     t0 = time.perf_counter()
     yield
     timings[name] = time.perf_counter() - t0
+
+
+#: The columns of the firms that :func:`mujun_geo.land.high_energy_low_efficiency` reads.
+_HEL_COLUMNS = [
+    "credit_code", "name", "energy_tce", "value_added", "land_mu", "tax_per_mu", "tax",
+    "industry_code", "scale", "region_code",
+]  # fmt: skip
+
+
+def _live(firms: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Firms not rejected, only the ``columns`` a stage reads (those present)."""
+    return firms.loc[~firms["rejected"], [c for c in columns if c in firms.columns]]
+
+
+def _vacant(parcel_layer: pd.DataFrame) -> pd.DataFrame:
+    """The ``vacant`` attribute table: parcels flagged ``vacant``, :data:`VACANT_COLUMNS`."""
+    rows = parcel_layer["vacant"].fillna(False).astype(bool).to_numpy()
+    cols = [c for c in VACANT_COLUMNS if c in parcel_layer.columns]
+    return pd.DataFrame(parcel_layer.loc[rows, cols])
 
 
 def _ordered(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
@@ -164,7 +191,7 @@ def _run(
             "matches": res.matches,
             "parcels": parcel_layer,
             "review": matching.review_table(res, firms, parcels),
-            "vacant": parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)],
+            "vacant": _vacant(parcel_layer),
             "unmatched": firm_layer[firm_layer["match_status"] == "unmatched"],
         }
 
@@ -188,8 +215,10 @@ def _run(
         parcel_out["area_mu"] = m2_to_mu(parcel_out["area_m2"])
         parcel_out["park_id"] = aggregate.assign_parks(parcels, parks)
         parcel_out["in_park"] = parcel_out["park_id"].notna() if parks is not None else pd.NA
-        industry = land.main_industry(firm_out[~firm_out["rejected"]], res.matches)
-        parcel_out["industry_code"] = parcel_out["parcel_id"].map(industry)
+        industry = land.main_industry(
+            _live(firm_out, ["credit_code", "industry_code", "value_added"]), res.matches
+        )
+        parcel_out["industry_code"] = aggregate._map_by(parcel_out["parcel_id"], industry)
 
     lopts = dict(s.land)
     if buildings is not None:
@@ -216,7 +245,7 @@ def _run(
         layers["lowland"] = lr.lowland
         layers["lowland_summary"] = land.lowland_summary(parcel_out)
         layers["high_energy_low_efficiency"] = land.high_energy_low_efficiency(
-            firm_out[~firm_out["rejected"]]
+            _live(firm_out, _HEL_COLUMNS)
         )
         if frames.get("standard_land") is not None:
             layers["standard_land_review"] = land.standard_land_review(
@@ -241,12 +270,14 @@ def _run(
         lead = [aggregate.leaders(firm_out, by="industry")]
         if parks is not None and len(layers.get("parks", [])):
             firm_park = alloc.assign(
-                park=alloc["parcel_id"].map(parcel_out.set_index("parcel_id")["park_id"])
+                park=aggregate._map_by(
+                    alloc["parcel_id"], aggregate._column_by(parcel_out, "parcel_id", "park_id")
+                )
             )
             firm_park = firm_park.sort_values(["credit_code", "alloc_m2"], ascending=[True, False])
             first = firm_park.drop_duplicates("credit_code").set_index("credit_code")["park"]
             types = parks.set_index("park_id")["park_type"]
-            park_type = firm_out["credit_code"].map(first).map(types)
+            park_type = aggregate._map_by(firm_out["credit_code"], first).map(types)
             lead.append(aggregate.leaders(firm_out, by="park_type", park_types=park_type))
         layers["leaders"] = pd.concat(lead, ignore_index=True)
         if previous.get("enterprises") is not None:
@@ -259,7 +290,7 @@ def _run(
         _ordered(firm_out, ENTERPRISE_COLUMNS), geometry="geometry", crs=firms.crs
     )
     parcel_layer = _ordered(parcel_out, PARCEL_COLUMNS)
-    vacant = parcel_layer[parcel_layer["vacant"].fillna(False).astype(bool)]
+    vacant = _vacant(parcel_layer)
     unmatched = firm_layer[firm_layer["match_status"] == "unmatched"]
     out = {
         "enterprises": firm_layer,

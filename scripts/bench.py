@@ -643,9 +643,9 @@ def markdown_table(small: dict[str, Any], large: dict[str, Any]) -> str:
         if row[0].startswith("floor-area stage"):
             duck["buildings: floor area, FAR"] = row
     lines = [
-        f"| step | {n0 // 1000}k time (s) | {n1 // 1000}k time (s) | ratio | peak RSS at {n1 // 1000}k (MB) "
-        f"| other engine at {n1 // 1000}k (s) | ours / other |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| step | {n0 // 1000}k time (s) | {n1 // 1000}k time (s) | {n1 // 1000}k CPU (s) | ratio "
+        f"| peak RSS at {n1 // 1000}k (MB) | other engine at {n1 // 1000}k (s) | ours / other |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     s_small = {s["step"]: s for s in small["pipeline"]["steps"]}
     for s in large["pipeline"]["steps"]:
@@ -655,11 +655,14 @@ def markdown_table(small: dict[str, Any], large: dict[str, Any]) -> str:
         d = duck.get(s["step"])
         other = f"{_fmt(d[2])} ({d[3]})" if d and d[2] is not None else ""
         rel = _fmt(d[4]) if d and d[4] is not None else ""
-        lines.append(f"| {s['step']} | {_fmt(a)} | {_fmt(s['seconds'])} | {_fmt(ratio, 1)}{flag} "
-                     f"| {s['peak_rss_mb']:.0f} | {other} | {rel} |")  # fmt: skip
+        lines.append(f"| {s['step']} | {_fmt(a)} | {_fmt(s['seconds'])} | {_fmt(s.get('cpu_s'))} "
+                     f"| {_fmt(ratio, 1)}{flag} | {s['peak_rss_mb']:.0f} | {other} | {rel} |")  # fmt: skip
     a, b = small["pipeline"], large["pipeline"]
+    last = max(i for i, s in enumerate(b["steps"]) if s["step"].startswith("export"))
+    cpu = sum(s.get("cpu_s") or 0.0 for s in b["steps"][: last + 1])  # as total_s
     lines.append(f"| **total, files → GeoPackage** | {_fmt(a['total_s'])} | {_fmt(b['total_s'])} "
-                 f"| {_fmt(b['total_s'] / a['total_s'], 1)} | {b['peak_rss_mb']:.0f} | | |")  # fmt: skip
+                 f"| {_fmt(cpu)} | {_fmt(b['total_s'] / a['total_s'], 1)} | {b['peak_rss_mb']:.0f} "
+                 "| | |")  # fmt: skip
     lines.append(f"\nn log n growth for {n0:,} → {n1:,} is ×{nlogn:.1f}; ⚠ marks a step growing "
                  "more than 15 % faster (and taking over 1 s).")  # fmt: skip
     lines += ["", engine_table(small, large)]

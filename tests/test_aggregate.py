@@ -3,10 +3,11 @@ import pandas as pd
 import pytest
 
 import geopandas as gpd
-from shapely import box
+import shapely
+from shapely import Polygon, box
 
 from mujun_geo import aggregate
-from mujun_geo.units import M2_PER_MU
+from mujun_geo.units import M2_PER_MU, m2_to_mu
 
 
 @pytest.fixture
@@ -181,3 +182,166 @@ def test_leaders_and_grade_changes():
     assert ch.loc["A", "change"] == 2 and ch.loc["A", "note"] == "升档"
     assert ch.loc["B", "change"] == 0
     assert ch.loc["C", "note"] == "新增企业" and ch.loc["E", "note"] == "本年无数据"
+
+
+# ---------------------------------------------------------------------------------------
+# parcel figures and parks against naive references on random data
+# ---------------------------------------------------------------------------------------
+_SUMS = ("tax", "value_added", "revenue", "energy_tce", "electricity", "employees", "rd_expense")
+_ORDER = {"A": 0, "B": 1, "C": 2, "D": 3}
+
+
+def _naive_parcel_figures(parcels, enterprises, alloc):
+    """The per-column ``Series.map`` formulation (one map per figure, a sort over strings)."""
+    rejected = enterprises.get("rejected", pd.Series(False, index=enterprises.index))
+    firm = enterprises[~rejected.astype(bool)].drop_duplicates("credit_code")
+    firm = firm.set_index("credit_code")
+    a = alloc.copy()
+    total = a.groupby("credit_code")["alloc_m2"].transform("sum")
+    a["w"] = np.where(total > 0, a["alloc_m2"] / total.where(total > 0, 1.0), 0.0)
+    for col in _SUMS:
+        a[col] = (a["credit_code"].map(firm[col]) if col in firm else np.nan) * a["w"]
+    sums = a.groupby("parcel_id")[list(_SUMS)].sum(min_count=1)
+    out = pd.DataFrame(index=parcels.index)
+    pid = parcels["parcel_id"]
+    for col in _SUMS:
+        out[f"{col}_sum"] = pid.map(sums[col]) if len(sums) else np.nan
+    mu = m2_to_mu(parcels["area_m2"])
+    out["tax_per_mu"] = out["tax_sum"] / mu.where(mu > 0)
+    out["va_per_mu"] = out["value_added_sum"] / mu.where(mu > 0)
+    out["revenue_per_mu"] = out["revenue_sum"] / mu.where(mu > 0)
+    out["va_per_tce"] = out["value_added_sum"] / out["energy_tce_sum"].where(
+        out["energy_tce_sum"] > 0
+    )
+    out["rd_ratio"] = out["rd_expense_sum"] / out["revenue_sum"].where(out["revenue_sum"] > 0)
+    a["grade"] = a["credit_code"].map(firm["grade"]).fillna("")
+    a["order"] = a["grade"].map(_ORDER).fillna(-1)
+    main = a.sort_values(
+        ["parcel_id", "alloc_m2", "order", "credit_code"], ascending=[True, False, False, True]
+    ).drop_duplicates("parcel_id")
+    out["grade"] = pid.map(main.set_index("parcel_id")["grade"]).fillna("")
+    out["main_credit_code"] = pid.map(main.set_index("parcel_id")["credit_code"])
+    out["main_industry"] = out["main_credit_code"].map(firm["industry_code"]).str[:2]
+    return out
+
+
+def _random_figures(seed: int, text: str):
+    rng = np.random.default_rng(seed)
+    n_firms, n_parcels, n_links = 60, 80, 150
+    codes = [f"91330{k:03d}X" for k in range(n_firms)]
+    firms = pd.DataFrame(
+        {
+            # two firms share a code (the first row counts), one code is rejected
+            "credit_code": pd.Series(codes[:-2] + [codes[0], codes[-1]], dtype=text),
+            "grade": pd.Series(rng.choice(["A", "B", "C", "D", ""], n_firms), dtype=text),
+            "industry_code": pd.Series(
+                rng.choice(["1711", "3311", "2614", None], n_firms), dtype=text
+            ),
+            "rejected": [False] * (n_firms - 1) + [True],
+        }
+    )
+    for col in _SUMS:
+        vals = rng.uniform(0, 500, n_firms).round(2)
+        vals[rng.random(n_firms) < 0.15] = np.nan
+        firms[col] = vals
+    firms["employees"] = pd.array(rng.integers(0, 300, n_firms), dtype="Int64")  # not float64
+    firms.loc[3, "employees"] = pd.NA
+    firms = firms.drop(columns="rd_expense")  # an absent figure: NaN sums
+    parcel_ids = [f"P{k:03d}" for k in range(n_parcels)]
+    alloc = pd.DataFrame(
+        {
+            # links to unknown firms and to parcels not in the layer; a link without parcel
+            "credit_code": pd.Series(rng.choice(codes + ["9199X"], n_links), dtype=text),
+            "parcel_id": pd.Series(rng.choice(parcel_ids + ["Q1"], n_links), dtype=text),
+            # whole numbers, so several firms tie on a parcel
+            "alloc_m2": rng.choice([0.0, 500.0, 1000.0, 1500.0], n_links),
+        }
+    )
+    alloc.loc[5, "parcel_id"] = None
+    parcels = pd.DataFrame(
+        {
+            "parcel_id": pd.array(parcel_ids[:70] + ["P999"], dtype=text),
+            "area_m2": rng.uniform(500, 9000, 71),
+        },
+        index=np.arange(71) * 3,
+    )
+    return parcels, firms, alloc
+
+
+@pytest.mark.parametrize("text", ["str", object])
+def test_parcel_figures_equal_naive_reference(text):
+    for seed in range(5):
+        parcels, firms, alloc = _random_figures(seed, text)
+        got = aggregate.parcel_figures(parcels, firms, alloc)
+        ref = _naive_parcel_figures(parcels, firms, alloc)
+        pd.testing.assert_frame_equal(got, ref, check_exact=True)
+        assert got["tax_sum"].notna().sum() >= 20 and (got["grade"] != "").sum() >= 20
+
+
+def _naive_parks(parcels, parks):
+    out = []
+    for g in parcels.geometry:
+        areas = [(g.intersection(k).area, pid) for k, pid in zip(parks.geometry, parks["park_id"])]
+        areas = [(a, pid) for a, pid in areas if a > 0]
+        out.append(min(areas, key=lambda t: (-t[0], t[1]))[1] if areas else None)
+    return out
+
+
+def test_assign_parks_equals_naive_reference():
+    rng = np.random.default_rng(5)
+    # parks overlap each other; K3 is a triangle; parcels inside, across edges and outside
+    parks = gpd.GeoDataFrame(
+        {"park_id": ["K2", "K1", "K3"]},
+        geometry=[
+            box(0, 0, 100, 100),
+            box(60, 20, 200, 80),
+            Polygon([(0, 100), (150, 250), (0, 250)]),
+        ],
+        crs=4549,
+    )
+    xy = rng.uniform(-20, 230, (200, 2))
+    wh = rng.uniform(2, 40, (200, 2))
+    parcels = gpd.GeoDataFrame(
+        geometry=[box(x, y, x + w, y + h) for (x, y), (w, h) in zip(xy, wh)], crs=4549
+    )
+    got = aggregate.assign_parks(parcels, parks)
+    assert got.tolist() == _naive_parks(parcels, parks)
+    assert got.notna().sum() >= 50 and got.isna().sum() >= 10
+    assert not shapely.is_prepared(np.asarray(parks.geometry.values)).any()
+
+
+# ---------------------------------------------------------------------------------------
+# firms' county from the regions layer (ingest cross-check)
+# ---------------------------------------------------------------------------------------
+def test_county_of_points_equals_sjoin_within_first_match():
+    from shapely import Point
+
+    from mujun_geo.pipeline import _county_of_points
+
+    counties = gpd.GeoDataFrame(
+        {"region_code": ["330102", "330103", None], "level": "county"},
+        # the first two overlap on 5 <= x <= 10; the third has no code
+        geometry=[box(0, 0, 10, 10), box(5, 0, 20, 10), box(30, 0, 40, 10)],
+        crs=4549,
+    )
+    pts = gpd.GeoSeries(
+        [Point(2, 2), Point(7, 5), Point(10, 5), Point(0, 5), Point(35, 5), Point(50, 50), None],
+        index=[10, 11, 12, 13, 14, 15, 16],
+        crs=4549,
+    )
+    got = _county_of_points(pts, counties)
+    # (7, 5) lies in both: the first county; (10, 5) is on the first one's edge, so only
+    # within the second; (0, 5) is on an outer edge: within none; (35, 5) in a county
+    # without a code
+    assert got.index.tolist() == pts.index.tolist()
+    assert got.tolist()[:3] == ["330102", "330102", "330103"]
+    assert got.iloc[3:].isna().all()
+    # independent engine: geopandas.sjoin(within) on random points, first match per point
+    rng = np.random.default_rng(1)
+    many = gpd.GeoSeries(gpd.points_from_xy(*rng.uniform(-5, 45, (2, 300))), crs=4549)
+    joined = gpd.sjoin(many.to_frame("geometry"), counties, how="left", predicate="within")
+    joined = joined[~joined.index.duplicated(keep="first")]
+    pd.testing.assert_series_equal(
+        _county_of_points(many, counties),
+        joined["region_code"].rename("region_code"),
+    )

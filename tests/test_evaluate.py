@@ -930,3 +930,96 @@ def test_service_building_class_without_land_and_custom_column():
     assert out.loc[0, "grade"] == "B"
     # B2 occupies land → 服务业（占地类）, which this config does not evaluate
     assert out.loc[1, "grade_note"] == "本评价方案未设服务业（占地类）评价，不参与评价"
+
+
+# --------------------------------------------------------------------------------------------
+# grade notes built column-wise equal the per-unit wording
+
+
+def _notes_by_unit(firms: pd.DataFrame, cfg: object) -> tuple[list[str], list[str]]:
+    """(vectorised notes, unit_note per unit record) for every unit of an evaluation run."""
+    from mujun_geo._evaluate_text import unit_note, unit_notes
+    from mujun_geo.evaluate import _run, load_config
+
+    run = _run(firms, load_config(cfg))
+    records = run.units.to_dict("records")
+    return unit_notes(run.units, run.cfg, run.bounds).tolist(), [
+        unit_note(r, run.cfg, run.bounds) for r in records
+    ]
+
+
+def test_unit_notes_equal_unit_note_on_every_kind_of_unit():
+    # 20 规下 firms, scores 200 … 10: veto, exemptions with backfill, 升降档, a 宗地 unit of
+    # two, a group unit of two, a zero-land firm, a rejected match and a review flag
+    scores = list(range(200, 0, -10))
+    extra = {
+        "veto": [None] * 20,
+        "high_tech": [False] * 18 + [True, True],
+        "upgrade": [0] * 20,
+        "downgrade": [0] * 20,
+        "eval_unit": [None] * 20,
+        "group_code": [None] * 20,
+        "match_status": ["matched"] * 20,
+    }
+    extra["veto"][2] = "安全生产事故"
+    extra["upgrade"][14] = 1
+    extra["downgrade"][0] = 1
+    extra["eval_unit"][5] = extra["eval_unit"][6] = "U1"
+    extra["group_code"][8] = "F08"
+    extra["match_status"][11] = "rejected"
+    firms = scored_firms(scores, **extra)
+    firms.loc[9, "land_mu"] = 0.0
+    firms.loc[10, "electricity"] = 0.0  # zero denominator of the second indicator: review
+    cfg = tax_config(
+        backfill_d=True,
+        adjustments=[
+            {"column": "upgrade", "steps": 1},
+            {"column": "downgrade", "steps": -2, "label": "降档"},
+        ],
+    )
+    cfg["classes"]["below"]["indicators"]["tax_per_kwh"] = {
+        "numerator": "tax", "denominator": "electricity", "weight": 1.0, "benchmark": 1.0,
+        "on_missing": "zero",
+    }  # fmt: skip
+    cfg["settings"]["group_mode"] = True
+    new, ref = _notes_by_unit(firms, cfg)
+    assert new == ref
+    out = evaluate(firms, config=cfg)
+    notes = out["grade_note"].tolist()
+    assert notes[2] == "规下工业，得分 180.00，不参与排名；一票否决：安全生产事故，列为D类"
+    assert notes[5] == notes[6] and notes[5].startswith("宗地评价（2家企业合并计算")
+    assert notes[8].startswith("集团评价（2家企业合并计算")
+    assert notes[9] == "未匹配到用地，不参与亩均评价"
+    assert notes[11].startswith("地企对应已驳回")
+    assert notes[10].endswith("需人工核实：tax_per_kwh的分母用电量为0或负数")
+    assert "属有效期内的高新技术企业，不评为D类，定为C类" in notes[19]
+    assert notes[0].endswith("降档（downgrade，2档）：A类→C类")
+
+
+def test_unit_notes_on_the_sample_county():
+    from mujun_geo import datasets, io
+    from mujun_geo.matching import match_enterprises
+
+    parcels = io.read_parcels(datasets.get_path("parcels"))
+    firms = io.read_enterprises(datasets.get_path("enterprises"), target_crs=parcels.crs)
+    firms = firms[~firms["rejected"]]
+    res = match_enterprises(firms, parcels)
+    new, ref = _notes_by_unit(firms.join(res.enterprises), "zhejiang-2022")
+    assert len(new) > 100 and new == ref
+
+
+def test_veto_reasons_joined_once_per_unit_in_row_order():
+    firms = frame(
+        dict(credit_code="A", scale="below", tax=10.0, land_mu=10.0, eval_unit="P", veto="乙"),
+        dict(credit_code="B", scale="below", tax=10.0, land_mu=10.0, eval_unit="P", veto="甲"),
+        dict(credit_code="C", scale="below", tax=10.0, land_mu=10.0, eval_unit="P", veto="乙"),
+        dict(credit_code="D", scale="below", tax=10.0, land_mu=10.0, veto="否"),
+        dict(credit_code="E", scale="below", tax=10.0, land_mu=10.0),
+    )
+    out = evaluate(firms, config=tax_config())
+    # unit P: 乙, 甲, 乙 → distinct reasons in row order; "否" is no veto
+    assert out.loc[0, "grade_note"].endswith("一票否决：乙；甲，列为D类")
+    # D and E tie (score 100) and are the only ranked units: 2 × 25 % = 0.5 → 1 A place,
+    # shared ties → both A
+    assert out["grade"].tolist() == ["D", "D", "D", "A", "A"]
+    assert "一票否决" not in out.loc[3, "grade_note"]

@@ -116,3 +116,110 @@ def test_quantile_breaks_merge_duplicate_edges():
     assert edges == pytest.approx([0.38, 0.752, 2.0])
     qml = qml_graduated("tax_per_mu", edges, "fill")
     assert "0.38 – 0.38" not in qml
+
+
+# ---------------------------------------------------------------------------------------
+# Arrow writes of attribute tables, the vacant table, layer kinds
+# ---------------------------------------------------------------------------------------
+def test_attribute_tables_by_arrow_keep_field_types(tmp_path):
+    table = pd.DataFrame(
+        {
+            "flag": pd.array([True, None, False], dtype="boolean"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+            "name": pd.Series(["甲", None, "丙"], dtype="str"),
+            "mixed": [1, "x", None],
+            "share": [0.5, None, 1.0],
+            "ok": [True, False, True],
+        }
+    )
+    geo = gpd.GeoDataFrame(
+        {"flag": pd.array([True, None, False], dtype="boolean")},
+        geometry=[Point(0, 0), Point(1, 1), Point(2, 2)],
+        crs=4549,
+    )
+    path = write_geopackage({"t": table, "g": geo, "none": pd.DataFrame()}, tmp_path / "t.gpkg")
+    info = pyogrio.read_info(path, layer="t")
+    types = dict(zip(info["fields"], zip(info["ogr_types"], info["ogr_subtypes"])))
+    # the field types GDAL's row-by-row writer gave these columns: a nullable boolean in an
+    # attribute table is text there, a boolean in a layer with geometry
+    assert types == {
+        "flag": ("OFTString", "OFSTNone"),
+        "n": ("OFTInteger64", "OFSTNone"),
+        "name": ("OFTString", "OFSTNone"),
+        "mixed": ("OFTString", "OFSTNone"),
+        "share": ("OFTReal", "OFSTNone"),
+        "ok": ("OFTInteger", "OFSTBoolean"),
+    }
+    g = pyogrio.read_info(path, layer="g")
+    assert (g["ogr_types"][0], g["ogr_subtypes"][0]) == ("OFTInteger", "OFSTBoolean")
+    back = pyogrio.read_dataframe(path, layer="t")
+    assert back["flag"].tolist()[::2] == ["True", "False"] and pd.isna(back["flag"][1])
+    assert back["name"].tolist()[::2] == ["甲", "丙"] and pd.isna(back["name"][1])
+    assert back["mixed"].tolist()[:2] == ["1", "x"] and back["n"].tolist()[::2] == [1, 3]
+    assert pyogrio.read_dataframe(path, layer="none").columns.tolist() == ["empty"]
+    con = sqlite3.connect(path)
+    kinds = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents"))
+    con.close()
+    assert kinds == {"t": "attributes", "g": "features", "none": "attributes"}
+
+
+def test_prepare_for_gpkg_keeps_text_columns_for_arrow():
+    from mujun_geo.export import prepare_for_gpkg
+
+    df = pd.DataFrame(
+        {
+            "s": pd.array(["a", None], dtype="str"),
+            "b": pd.array([True, None], dtype="boolean"),
+        },
+        index=[4, 9],
+    )
+    df["o"] = pd.Series(["a", None], index=df.index, dtype=object)  # text in an object column
+    assert df["o"].dtype == object
+    fiona_ready = prepare_for_gpkg(df)
+    assert fiona_ready["s"].dtype == object and fiona_ready["s"].tolist() == ["a", None]
+    assert fiona_ready["b"].tolist() == [True, None] and fiona_ready.index.tolist() == [0, 1]
+    arrow_ready = prepare_for_gpkg(df, arrow=True)
+    assert str(arrow_ready["s"].dtype) == "str"
+    assert arrow_ready["o"].tolist() == ["a", None]
+    assert arrow_ready["b"].tolist() == ["True", None]  # text in an attribute table
+    assert df.index.tolist() == [4, 9] and str(df["b"].dtype) == "boolean"  # input unchanged
+
+
+def test_vacant_is_an_attribute_table_of_parcels():
+    from mujun_geo.stages import VACANT_COLUMNS, _vacant
+
+    parcels = gpd.GeoDataFrame(
+        {
+            "parcel_id": ["P1", "P2", "P3"],
+            "land_use": ["0601"] * 3,
+            "area_m2": [100.0, 200.0, 300.0],
+            "tax_per_mu": [None, 3.0, None],
+            "vacant": [True, False, None],
+        },
+        geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10)],
+        crs=4549,
+    )
+    vacant = _vacant(parcels)
+    assert type(vacant) is pd.DataFrame
+    assert vacant.columns.tolist() == ["parcel_id", "land_use", "area_m2"]
+    assert set(vacant.columns) <= set(VACANT_COLUMNS)
+    assert vacant["parcel_id"].tolist() == ["P1"] and vacant["area_m2"].tolist() == [100.0]
+
+
+def test_layer_kinds_from_geometry_types():
+    from mujun_geo.export import _has_mixed_polygons
+    from mujun_geo.gpkg_styles import _kind
+
+    def layer(geoms):
+        return gpd.GeoDataFrame(geometry=geoms, crs=4549)
+
+    poly, multi = box(0, 0, 1, 1), box(0, 0, 1, 1).union(box(2, 2, 3, 3))
+    line = box(0, 0, 1, 1).exterior
+    assert _kind(layer([poly, None, Point(0, 0)])) == "fill"  # any polygon
+    assert _kind(layer([Point(0, 0), line])) == "marker"
+    assert _kind(layer([line])) == "line"
+    assert _kind(layer([None])) is None and _kind(pd.DataFrame({"a": [1]})) is None
+    assert _has_mixed_polygons(layer([poly, multi, None]))
+    assert not _has_mixed_polygons(layer([poly, poly])) and not _has_mixed_polygons(
+        layer([poly, multi, Point(0, 0)])
+    )

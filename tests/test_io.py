@@ -8,6 +8,7 @@ import geopandas as gpd
 import pyogrio
 from shapely import Polygon, box
 
+import mujun_geo._io_base as io_base
 from mujun_geo import coords, io
 from mujun_geo._errors import CRSError, SchemaError
 from mujun_geo._validate import Problems
@@ -210,3 +211,171 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
     with pytest.raises(MujunGeoError, match="input file not found"):
         io.read_parcels(tmp_path / "nope.shp")
+
+
+# --------------------------------------------------------------------------------------------
+# vectorised cleaning equals the row-by-row definitions
+
+_WS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())  # what str.strip removes
+TEXTS = [
+    " 甲公司 ", "\u3000乙\u3000", "\xa0丙\x1c", "\u2028丁\u2029", "ＡＢＣ（海宁）", "ﬁ①Å", "NaN",
+    "N/A", "—", "无", "暂无", "  ", "", "None", "null", "-", "1711.0", "  12,345.50 ", "abc",
+    _WS + "戊" + _WS, "e\u0301", None,
+]  # fmt: skip
+
+
+def _old_text(series, *, fold=False):
+    import unicodedata
+
+    s = series.astype(object).where(series.notna(), None)
+    norm = (
+        (lambda v: unicodedata.normalize("NFKC", str(v)).strip())
+        if fold
+        else (lambda v: str(v).strip())
+    )
+    s = s.map(lambda v: None if v is None else norm(v))
+    return s.where(~s.fillna("").str.lower().isin(io_base._MISSING_MARKS), None)
+
+
+@pytest.mark.parametrize("fold", [False, True])
+@pytest.mark.parametrize(
+    "series",
+    [
+        pd.Series(TEXTS, dtype="str"),
+        pd.Series(TEXTS, dtype=object),  # CSV columns with blanks come back as object
+        pd.Series([None, None], dtype="str"),
+        pd.Series([], dtype="str"),
+        pd.Series([1711, 26]),
+        pd.Series([1.5, np.nan]),
+        pd.Series(["甲", 3, None], dtype=object),
+    ],
+)
+def test_text_equals_the_row_by_row_definition(series, fold):
+    pd.testing.assert_series_equal(io_base._text(series, fold=fold), _old_text(series, fold=fold))
+
+
+def test_text_by_hand():
+    out = io_base._text(pd.Series(TEXTS, dtype="str"), fold=True).tolist()
+    assert out[:5] == ["甲公司", "乙", "丙", "丁", "ABC(海宁)"]
+    assert out[5] == "fi1Å" and out[19] == "戊" and out[20] == "é"
+    assert all(pd.isna(v) for v in out[6:16])  # missing markers, blanks
+    assert out[16:19] == ["1711.0", "12,345.50", "abc"]
+
+
+def _old_numbers(frame, cols, problems):
+    for col in cols:
+        raw = frame[col].astype(object)
+        text = raw.map(lambda v: None if pd.isna(v) else str(v).strip().replace(",", ""))
+        nums = pd.to_numeric(text, errors="coerce")
+        bad = text.notna() & (text != "") & nums.isna()
+        if bad.any():
+            problems.add(
+                "f",
+                frame.loc[bad, "src_row"],
+                frame.loc[bad, "k"],
+                "non_numeric",
+                [f"`{col}` value {v!r} is not a number; treated as missing" for v in text[bad]],
+            )
+        frame[col] = nums.astype(float)
+    return frame
+
+
+def test_numbers_equal_the_row_by_row_definition():
+    rng = np.random.default_rng(1)
+    floats = rng.standard_normal(40) * 10.0 ** rng.integers(-8, 12, 40)
+    text = [" 1,234.5 ", "12", "-0.0", "1e5", "abc", "", None, " ", "\u30007\u3000", "1,2,3"]
+    frame = pd.DataFrame(
+        {
+            "src_row": np.arange(50),
+            "k": [f"K{i}" for i in range(50)],
+            "s": pd.Series(text * 5, dtype="str"),
+            "o": pd.Series(text * 5, dtype=object),
+            "f": np.append(floats, [np.nan, 0.1, 1 / 3, -0.0, 1e300, 5e-324, 2.0, 3, 4, 5]),
+            "i": np.arange(50) * 7,
+            "b": [True, False] * 25,
+        }
+    )
+    cols = ["s", "o", "f", "i", "b"]
+    p_new, p_old = Problems(), Problems()
+    new = io_base._numbers(frame.copy(), cols, source="f", problems=p_new, key="k")
+    old = _old_numbers(frame.copy(), cols, p_old)
+    pd.testing.assert_frame_equal(new, old)
+    pd.testing.assert_frame_equal(p_new.frame(), p_old.frame())
+    # by hand: " 1,234.5 " → 1234.5; "-0.0" keeps its sign; blanks and None are missing;
+    # "\u30007\u3000" → 7 (ideographic spaces stripped); "1,2,3" → "123" → 123
+    expected = [1234.5, 12.0, -0.0, 1e5, np.nan, np.nan, np.nan, np.nan, 7.0, 123.0]
+    np.testing.assert_array_equal(new["s"].to_numpy()[:10], expected)
+    assert np.signbit(new["s"].iloc[2])
+    # "abc" (5 times in `s` and in `o`) and the booleans (str(True) is not a number) reported
+    kinds = p_new.frame()
+    assert len(kinds) == 5 + 5 + 50 and set(kinds["kind"]) == {"non_numeric"}
+    np.testing.assert_array_equal(new["f"].to_numpy(), frame["f"].to_numpy())
+
+
+def _old_flags(frame, cols, problems):
+    for col in cols:
+        text = frame[col].map(lambda v: "" if pd.isna(v) else str(v).strip().lower())
+        text = text.str.replace(r"\.0+$", "", regex=True)
+        bad = ~text.isin(io_base._TRUE | io_base._FALSE)
+        if bad.any():
+            problems.add(
+                "f",
+                frame.loc[bad, "src_row"],
+                frame.loc[bad, "k"],
+                "bad_flag",
+                [f"`{col}` value {v!r} is not 是/否; read as 否" for v in text[bad]],
+            )
+        frame[col] = text.isin(io_base._TRUE)
+    return frame
+
+
+def test_flags_equal_the_row_by_row_definition():
+    values = ["是", " 否 ", "Y", "TRUE", "1.0", "0", None, "", "İ", "ΣΑΣ", "ß", "maybe", "有", "√"]
+    frame = pd.DataFrame(
+        {
+            "src_row": np.arange(len(values)),
+            "k": [f"K{i}" for i in range(len(values))],
+            "s": pd.Series(values, dtype="str"),
+            "o": pd.Series(values, dtype=object),
+            "n": [1, 0] * (len(values) // 2),
+        }
+    )
+    p_new, p_old = Problems(), Problems()
+    new = io_base._flags(frame.copy(), ["s", "o", "n"], source="f", problems=p_new, key="k")
+    old = _old_flags(frame.copy(), ["s", "o", "n"], p_old)
+    pd.testing.assert_frame_equal(new, old)
+    pd.testing.assert_frame_equal(p_new.frame(), p_old.frame())
+    # by hand: 是, Y, TRUE, 1.0 → "1", 有, √ are true; "İ", "ΣΑΣ", "ß", "maybe" are bad
+    assert new["s"].tolist() == [True, False, True, True, True, False, False, False,
+                                 False, False, False, False, True, True]  # fmt: skip
+    assert p_new.frame()["reason"].str.contains("'σας'").sum() == 2  # Python's final sigma
+
+
+def test_map_text_equals_series_map():
+    f = lambda v: None if pd.isna(v) else str(v).strip().upper() or None  # noqa: E731
+    for s in (
+        pd.Series(["a", " b", None, "a", ""], dtype="str"),
+        pd.Series(["a", " b", None, "a", ""], dtype=object),
+        pd.Series([None, None], dtype="str"),
+        pd.Series([1, 2, 1]),
+    ):
+        pd.testing.assert_series_equal(io_base._map_text(s, f), s.map(f))
+
+
+def test_building_ids_and_uses(tmp_path):
+    gdf = gpd.GeoDataFrame(
+        {
+            "建筑编号": ["B1", None, " ", "B4"],
+            "用途": [" 厂房", "仓库", None, "XX"],
+            "层数": [1, 2, 3, 4],
+        },
+        geometry=[box(0, 0, 10, 10), box(20, 0, 30, 10), box(40, 0, 50, 10), box(60, 0, 70, 10)],
+        crs="EPSG:4549",
+    )
+    path = tmp_path / "b.gpkg"
+    gdf.to_file(path, engine="pyogrio")
+    out = io.read_buildings(path)
+    # rows 2 and 3 (1-based src_row) have no id: "row<src_row>"; uses mapped, unknown → other
+    assert out["building_id"].tolist() == ["B1", "row2", "row3", "B4"]
+    assert out["use"].tolist() == ["production", "warehouse", "other", "other"]
+    assert out["floors"].tolist() == [1.0, 2.0, 3.0, 4.0]  # GeoPackage integers as floats

@@ -481,3 +481,125 @@ def test_raster_heights_match_cell_by_cell_reference(tmp_path, south_up):
                 den += a
         ref.append(num / den)
     np.testing.assert_allclose(got.to_numpy(), ref, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# clipping fast paths (covered buildings, threads, all-pairs overlap search)
+# ---------------------------------------------------------------------------------------
+def _plain_clip_metrics(p: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Reference: every building–parcel pair through shapely.intersection, one at a time,
+    then floor area = ∫ max floors over the union of the pieces (faces of the overlay)."""
+    out = []
+    for pg in p.geometry:
+        pieces = []
+        for g, fl in zip(b.geometry, b["floors"]):
+            inter = g.intersection(pg)
+            if inter.area > 0:
+                pieces.append((inter, fl))
+        edges = shapely.unary_union([g.boundary for g, _ in pieces]) if pieces else None
+        floor_area = 0.0
+        if pieces:
+            for face in shapely.get_parts(shapely.polygonize(shapely.get_parts(edges))):
+                pt = face.representative_point()
+                cover = [fl for g, fl in pieces if g.contains(pt)]
+                floor_area += face.area * max(cover) if cover else 0.0
+        union = shapely.unary_union([g for g, _ in pieces]).area if pieces else 0.0
+        out.append((floor_area, union, sum(1 for g, _ in pieces if g.area >= 1.0)))
+    return pd.DataFrame(out, columns=["floor_area_m2", "footprint_m2", "n"], index=p.index)
+
+
+def test_covered_and_crossing_buildings_equal_plain_intersection(parcels):
+    # an L-shaped 8-vertex building inside P1: 40 x 20 + 20 x 20 = 1200 m², 2 floors;
+    # a building on P1's east edge (x = 100) but inside it (covers includes the boundary):
+    # 10 x 10, 1 floor; a building crossing into P2: 30 x 10 with 20 m in P1, 3 floors
+    ell = shapely.Polygon(
+        [(10, 10), (50, 10), (50, 30), (30, 30), (30, 50), (10, 50), (10, 30), (10, 20)]
+    )
+    b = gdf(
+        [
+            {"floors": 2, "geometry": shapely.affinity.translate(ell, X0, Y0)},
+            {"floors": 1, "geometry": sq(90, 60, 100, 70)},
+            {"floors": 3, "geometry": sq(80, 80, 110, 90)},
+        ]
+    )
+    pg = np.asarray(parcels.geometry.values)
+    m = land.building_metrics(parcels, b)
+    # P1: 1200 x 2 + 100 x 1 + 200 x 3 = 3100 m²; P2: 100 x 3 = 300 m²
+    assert m.loc[10, "floor_area_m2"] == pytest.approx(3100.0, rel=1e-12)
+    assert m.loc[20, "floor_area_m2"] == pytest.approx(300.0, rel=1e-12)
+    assert m.loc[10, "footprint_m2"] == pytest.approx(1500.0, rel=1e-12)
+    ref = _plain_clip_metrics(parcels, b)
+    np.testing.assert_allclose(m["floor_area_m2"], ref["floor_area_m2"], rtol=1e-12)
+    np.testing.assert_allclose(m["footprint_m2"], ref["footprint_m2"], rtol=1e-12)
+    # the parcels' geometries are not left prepared
+    assert not shapely.is_prepared(pg).any()
+
+
+def _random_layout(seed: int, n_buildings: int) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    rng = np.random.default_rng(seed)
+    p = gdf(
+        [
+            {"geometry": sq(i * 80.0, j * 60.0, (i + 1) * 80.0, (j + 1) * 60.0)}
+            for i in range(4)
+            for j in range(3)
+        ]
+    )
+    rows = []
+    for k in range(n_buildings):
+        x, y = rng.uniform(-10, 320), rng.uniform(-10, 180)
+        w, h = rng.uniform(3, 30), rng.uniform(3, 25)
+        g = sq(x, y, x + w, y + h)
+        if k % 3 == 0:  # some rotated footprints, whose vertices are not on a grid
+            g = shapely.affinity.rotate(g, float(rng.uniform(0, 90)), origin="centroid")
+        rows.append(
+            {
+                "floors": float(rng.integers(1, 7)),
+                "use": ["production", "office", "living"][k % 3],
+                "geometry": g,
+            }
+        )
+    return p, gdf(rows)
+
+
+def test_random_layout_equals_plain_intersection():
+    p, b = _random_layout(7, 90)
+    m = land.building_metrics(p, b)
+    ref = _plain_clip_metrics(p, b)
+    assert (ref["footprint_m2"] > 0).sum() >= 10
+    np.testing.assert_allclose(m["floor_area_m2"], ref["floor_area_m2"], rtol=1e-9)
+    np.testing.assert_allclose(m["footprint_m2"], ref["footprint_m2"], rtol=1e-9)
+    assert m["n_buildings"].tolist() == ref["n"].tolist()
+
+
+def test_threads_and_overlap_search_paths_give_identical_results(monkeypatch):
+    from mujun_geo import buildings as bmod
+
+    p, b = _random_layout(11, 400)
+    monkeypatch.setattr(bmod, "_THREADS", 1)
+    serial = land.building_metrics(p, b)
+    # two threads on arrays of any size, and the tree search for every parcel's pieces
+    monkeypatch.setattr(bmod, "_THREADS", 2)
+    monkeypatch.setattr(bmod, "_THREAD_MIN", 1)
+    monkeypatch.setattr(bmod, "_ALL_PAIRS_MAX", 1)
+    threaded = land.building_metrics(p, b)
+    pd.testing.assert_frame_equal(serial, threaded, check_exact=True)
+    assert serial["ancillary_floor_m2"].sum() > 0  # the ancillary subset is exercised too
+
+
+def test_overlap_edges_equal_brute_force(monkeypatch):
+    from mujun_geo import buildings as bmod
+
+    _, b = _random_layout(3, 150)
+    geoms = np.asarray(b.geometry.values)
+    group = np.arange(len(geoms)) % 4  # four "parcels", pieces of different groups never pair
+    expected = {
+        (i, j)
+        for i in range(len(geoms))
+        for j in range(i + 1, len(geoms))
+        if group[i] == group[j] and geoms[i].intersection(geoms[j]).area > 1e-6
+    }
+    assert len(expected) >= 5
+    for limit in (64, 1):  # all pairs of a group, or an STRtree over large groups
+        monkeypatch.setattr(bmod, "_ALL_PAIRS_MAX", limit)
+        edges = bmod._overlap_edges(geoms, group)
+        assert set(map(tuple, edges.T.tolist())) == expected

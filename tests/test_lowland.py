@@ -490,3 +490,95 @@ def test_standard_land_review_errors():
         land.standard_land_review(p, c[["parcel_id", "start_year"]], year=2023)
     with pytest.raises(SchemaError, match="repeats"):
         land.standard_land_review(pd.concat([p, p]), c.assign(commit_rd_ratio=0.03), year=2023)
+
+
+# ---------------------------------------------------------------------------------------
+# per-distinct-value work at scale: same results as row-by-row formulations
+# ---------------------------------------------------------------------------------------
+def _naive_main_industry(ent, links, digits=2):
+    """Merge, groupby on (parcel, code), sort on strings: the plain pandas formulation."""
+    links = links[links["status"].isin(["auto", "confirmed"])]
+    e = ent.drop_duplicates("credit_code")
+    e = pd.DataFrame(
+        {
+            "credit_code": e["credit_code"],
+            "code": land._codes(e["industry_code"]).str.slice(0, digits),
+            "va": pd.to_numeric(e["value_added"], errors="coerce"),
+        }
+    )
+    df = links[["credit_code", "parcel_id"]].drop_duplicates().merge(e, on="credit_code")
+    agg = (
+        df[df["code"].notna()]
+        .groupby(["parcel_id", "code"], as_index=False)
+        .agg(n=("credit_code", "size"), va=("va", "max"))
+    )
+    agg["va"] = agg["va"].fillna(-np.inf)
+    agg = agg.sort_values(["parcel_id", "n", "va", "code"], ascending=[True, False, False, True])
+    best = agg.drop_duplicates("parcel_id")
+    return dict(zip(best["parcel_id"], best["code"]))
+
+
+def test_main_industry_equals_naive_reference_on_random_links():
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        codes = [f"C{k:02d}" for k in range(40)]
+        ent = pd.DataFrame(
+            {
+                "credit_code": codes + ["C00"],  # a repeated code: its first row counts
+                "industry_code": rng.choice(["1711", "1712", "3311", "33", None, "2614"], 41),
+                "value_added": np.where(rng.random(41) < 0.3, np.nan, rng.choice([1.0, 5.0], 41)),
+            }
+        )
+        links = pd.DataFrame(
+            {
+                "credit_code": rng.choice(codes + ["ZZ"], 120),
+                "parcel_id": rng.choice([f"P{k:02d}" for k in range(15)], 120),
+                "status": rng.choice(["auto", "confirmed", "review"], 120),
+            }
+        )
+        got = land.main_industry(ent, links)
+        assert got.index.tolist() == sorted(got.index)  # by parcel_id, as before
+        assert got.to_dict() == _naive_main_industry(ent, links)
+        assert len(got) >= 10
+
+
+def test_codes_per_distinct_value_match_row_by_row():
+    from mujun_geo import lowland
+
+    # 3000 rows of 5 distinct values (the per-distinct path), numbers that lost a zero
+    raw = pd.Series([601, "0602", None, " 508 ", "1201.0"] * 600, index=np.arange(3000) * 2)
+    got = lowland._codes(raw)
+    row_by_row = [lowland._codes_of(raw.iloc[[i]]).fillna("<NA>").iloc[0] for i in range(5)]
+    assert got.iloc[:5].fillna("<NA>").tolist() == row_by_row
+    assert row_by_row == ["0601", "0602", "<NA>", "0508", "1201"]
+    assert got.index.equals(raw.index) and str(got.dtype) == str(lowland._codes_of(raw).dtype)
+    pd.testing.assert_series_equal(got, lowland._codes_of(raw))
+
+
+def test_joined_reasons_keep_rule_order():
+    from mujun_geo import lowland
+
+    hits = [
+        ("vacant", np.array([True, False, False, True])),
+        ("far_below_min", np.array([False, True, False, True])),
+        ("d_grade", np.array([False, True, False, False])),
+    ]
+    got = lowland._joined_reasons(hits, pd.Index([7, 8, 9, 10]))
+    assert got.tolist() == ["vacant", "far_below_min;d_grade", "", "vacant;far_below_min"]
+    assert str(got.dtype) == "str" and got.index.tolist() == [7, 8, 9, 10]
+
+
+def test_lowland_summary_counts_repeated_reason_names():
+    p = pd.DataFrame(
+        {
+            "region_code": ["330624"] * 4,
+            "area_mu": [10.0, 20.0, 30.0, 40.0],
+            "lowland": [1, 1, 0, 1],
+            # a reason named twice counts twice, as splitting and counting each part does
+            "lowland_reasons": ["idle;idle", "vacant", None, "idle;vacant"],
+        }
+    )
+    s = land.lowland_summary(p).set_index("level")
+    # n_vacant: rows 2 and 4 -> 2; n_idle: 2 (row 1) + 1 (row 4) = 3
+    assert s.loc["total", "n_vacant"] == 2 and s.loc["total", "n_idle"] == 3
+    assert s.loc["total", "lowland_area_mu"] == 70.0  # 10 + 20 + 40

@@ -828,3 +828,149 @@ def test_floor_area_mode_survives_an_invalid_footprint():
     bowtie = Polygon([(10, 10), (20, 20), (20, 10), (10, 20)])
     b = gpd.GeoDataFrame({"occupant_code": ["A"], "floors": [2]}, geometry=[bowtie], crs=4549)
     assert floor_area_by_occupant(parcels, b)["fa"].tolist() == [100.0]
+
+
+# --------------------------------------------------------------------------------------------
+# fast paths of the rules equal their plain definitions
+
+
+def test_point_on_one_edge_inside_another_parcel_takes_the_interior_one():
+    # P1 (larger, 20000 m²) has the point (100, 50) on its right edge; P2 (x 50–150) overlaps
+    # P1 and holds the point in its interior: interior beats area
+    p = parcels(
+        {"parcel_id": "P1", "geometry": sq(0, 0, 100, 200)},
+        {"parcel_id": "P2", "geometry": sq(50, 0, 100, 100)},
+        {"parcel_id": "P3", "geometry": sq(400, 0)},
+    )
+    f = firms(
+        {"credit_code": "A", "geometry": pt(100, 50)},
+        {"credit_code": "B", "geometry": pt(450, 50)},  # one candidate only
+    )
+    m = match_enterprises(f, p).matches
+    assert m[["credit_code", "parcel_id"]].values.tolist() == [["A", "P2"], ["B", "P3"]]
+    assert "2宗地边界" in m.iloc[0].evidence and "宗地边界" not in m.iloc[1].evidence
+
+
+def test_covering_equals_the_parcel_tree_query():
+    from shapely import points
+
+    from mujun_geo._match_rules import ParcelIndex
+
+    rng = np.random.default_rng(7)
+    geoms = [sq(x, y, 100, 100) for x in range(0, 500, 100) for y in range(0, 300, 100)]
+    geoms += [sq(50, 50, 120, 80), None]  # an overlapping parcel and one without geometry
+    p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
+    info = pd.DataFrame({"industrial": True, "has_geom": [g is not None for g in geoms]})
+    xy = np.vstack(
+        [
+            rng.uniform(-50, 550, (300, 2)),
+            [[100, 50], [100, 100], [0, 0], [170, 130], [600, 600]],  # edges, corners, outside
+        ]
+    )
+    pts = points(xy + [X0, Y0])
+    i, pj = ParcelIndex(p, info).covering(pts)
+    # reference: the parcels' own tree queried with the points, pairs sorted the same way
+    q = p.sindex.query(pts, predicate="covered_by")
+    order = np.lexsort((q[1], q[0]))
+    assert i.tolist() == q[0][order].tolist() and pj.tolist() == q[1][order].tolist()
+    # by hand: (100, 50) lies on the edge of the two first columns and inside the overlap
+    assert pj[i == 300].tolist() == [0, 3, 15]
+    assert pj[i == 304].tolist() == []  # (600, 600) is outside every parcel
+    assert [a.tolist() for a in ParcelIndex(p, info).covering(points(np.empty((0, 2))))] == [[], []]
+
+
+def test_join_groups_equals_str_join():
+    from mujun_geo._match_rules import join_groups
+
+    values = pd.Series(["a", "b", "c", "d", "e", "f", "g", "h"])
+    by = np.array([3, 1, 3, 2, 3, 1, 5, 3])
+    out = join_groups(values, by, "; ")
+    # groups in order of appearance: 1 → b, f; 2 → d; 3 → a, c, e, h; 5 → g
+    assert out.to_dict() == {1: "b; f", 2: "d", 3: "a; c; e; h", 5: "g"}
+    rng = np.random.default_rng(3)
+    by = rng.integers(0, 40, 500)
+    values = pd.Series([f"v{k}" for k in range(500)])
+    expected = {int(g): ";".join(values[by == g]) for g in np.unique(by)}
+    assert join_groups(values, by).to_dict() == expected
+    assert join_groups(pd.Series([], dtype=object), np.array([], dtype=int)).empty
+
+
+def test_split_explode_equals_split_and_explode():
+    from mujun_geo._match_rules import _SEP, _split_explode
+
+    s = pd.Series(["甲、乙", None, "丙", "丁；戊,己", "庚，", "辛"], dtype="string")
+    pj, parts = _split_explode(s)
+    ref = pd.DataFrame({"pj": np.arange(len(s)), "v": s.str.split(_SEP)}).explode("v")
+    assert pj.tolist() == ref["pj"].tolist() == [0, 0, 1, 2, 3, 3, 3, 4, 4, 5]
+    assert pd.Series(parts, dtype="string").tolist() == ref["v"].astype("string").tolist()
+    assert parts[7:9].tolist() == ["庚", ""]  # a trailing separator leaves an empty part
+    pj, parts = _split_explode(pd.Series(["甲", None], dtype="string"))
+    assert pj.tolist() == [0, 1] and parts[0] == "甲" and pd.isna(parts[1])
+
+
+def test_isin_set_equals_pandas_isin():
+    from mujun_geo._match_rules import _isin_set
+
+    s = pd.Series(["330481\x00宏达", "330481\x00新星", "330482\x00宏达"], dtype="string")
+    claimed = {"330481\x00宏达", "330482\x00别的", 5}
+    assert _isin_set(s, claimed).tolist() == s.isin(claimed).tolist() == [True, False, False]
+    s_na = pd.Series(["a", None], dtype="string")
+    assert _isin_set(s_na, {"a"}).tolist() == s_na.isin({"a"}).tolist() == [True, False]
+
+
+def test_fuzzy_block_keeps_the_best_holders_per_firm_like_a_pairwise_loop():
+    from rapidfuzz import fuzz
+
+    from mujun_geo._match_rules import _fuzzy_block
+
+    base = "宏达精密纺织机械制造研究所"
+    fkeys = [base, base[:-1] + "院", "新星化工原料贸易", "短名"]
+    hkeys = [base[:-1] + "院", base[:-1] + "室", base[1:] + "所", "新星化工原料贸易行", "短名"]
+    z = _fuzzy_block(fkeys, hkeys, 92.0, "330481")
+    got = {(k, h): s for k, h, s in z[["key", "hkey", "score"]].itertuples(index=False)}
+    # reference: every pair scored, those >= 92 kept, then only each firm key's best ones
+    pairs = {(f, h): fuzz.ratio(f, h) for f in fkeys for h in hkeys}
+    kept = {fh: s for fh, s in pairs.items() if s >= 92}
+    best = {f: max(s for (g, _), s in kept.items() if g == f) for f, _ in kept}
+    expected = {fh: s for fh, s in kept.items() if s == best[fh[0]]}
+    assert got.keys() == expected.keys()
+    assert all(abs(got[k] - expected[k]) < 1e-4 for k in got)  # float32 scores
+    # by hand: base (13 characters) shares 12 in order with each of the three first holders
+    # (last character changed, or first dropped and one added): 200 × 12/26 = 92.31, a tie
+    assert sorted(h for f, h in got if f == base) == sorted(hkeys[:3])
+    assert got[base, hkeys[0]] == pytest.approx(200 * 12 / 26, abs=1e-4)
+    assert z.loc[z["key"] == base, "ties"].tolist() == [3, 3, 3]
+    # "新星化工原料贸易" (8) in "…贸易行" (9): 200 × 8/17 = 94.12; "短名" equals "短名": 100
+    assert got["新星化工原料贸易", hkeys[3]] == pytest.approx(200 * 8 / 17, abs=1e-4)
+    assert got["短名", "短名"] == 100.0
+    assert set(z["region"]) == {"330481"}
+
+
+def test_sort_rows_orders_like_sort_values():
+    from mujun_geo._match_rules import sort_rows
+
+    rng = np.random.default_rng(0)
+    # code-point order: "B" < "a" < "é" < "ａ" (U+FF41) < "𠀀" (U+20000); missing last
+    words = np.array(
+        ["甲", "乙", "a", "B", "é", "e\u0301", "", "Z9", "𠀀", "ａ", None], dtype=object
+    )
+    for _ in range(300):
+        n = int(rng.integers(0, 40))
+        df = pd.DataFrame(
+            {
+                "i": rng.integers(0, 4, n),
+                "f": np.where(rng.random(n) < 0.2, np.nan, rng.integers(0, 3, n).astype(float)),
+                "b": rng.random(n) < 0.5,
+                "s": pd.Series(words[rng.integers(0, len(words), n)], dtype="str"),
+                "o": pd.Series(words[rng.integers(0, len(words), n)], dtype=object),
+                "t": pd.Series(words[rng.integers(0, len(words), n)], dtype="string"),
+            },
+            index=rng.permutation(n) + 100,
+        )
+        cols = list(rng.choice(list(df.columns), size=int(rng.integers(2, 5)), replace=False))
+        asc = [bool(x) for x in rng.random(len(cols)) < 0.5]
+        expected = df.sort_values(cols, ascending=asc).index
+        assert sort_rows(df, cols, asc).index.equals(expected), (cols, asc)
+    df = pd.DataFrame({"k": [1, 1, 1, 1, 1], "s": ["ａ", "B", None, "a", "𠀀"]})
+    assert sort_rows(df, ["k", "s"]).index.tolist() == [1, 3, 0, 4, 2]
+    assert sort_rows(df, ["k", "s"], [True, False]).index.tolist() == [4, 0, 3, 1, 2]

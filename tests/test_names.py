@@ -96,3 +96,109 @@ def test_python_string_storage_gives_the_same_keys(monkeypatch):
     python = normalize_names(raw, codes)
     pd.testing.assert_series_equal(arrow, python)
     assert python.tolist() == ["宏达", "宏达纺织厂分厂", "ABC", pd.NA, "有限公司"]
+
+
+# --------------------------------------------------------------------------------------------
+# the vectorised paths equal the plain definitions
+
+
+def _old_normalize_names(names, region_codes=None, *, region_names=None):
+    """normalize_names as first written: every row, NFKC row by row, Python's \\s, one pass
+    per region group (the reference for the deduplicated, pattern-grouped version)."""
+    import numpy as np
+
+    from mujun_geo import names as N
+
+    s = names.astype(N._string_dtype()).str.normalize("NFKC").str.upper()
+    s = s.str.replace(N._PUNCT, "", regex=True)
+    s = s.mask(s.str.len() == 0)
+    if region_codes is None:
+        codes = pd.Series("", index=range(len(s)), dtype="string")
+    else:
+        codes = region_codes.astype("string").str.strip().fillna("").reset_index(drop=True)
+    city = codes.str[:4]
+    group = codes.where(
+        codes.isin(list(region_names or {})),
+        city.where(city.isin(list(N.ZHEJIANG_PLACES)), ""),
+    ).to_numpy(dtype=object)
+    out = s.to_numpy(dtype=object, na_value=None).copy()
+    valid = s.notna().to_numpy()
+    for key, idx in pd.Series(group[valid]).groupby(group[valid], sort=False).indices.items():
+        rows = np.flatnonzero(valid)[idx]
+        code = key if len(key) == 6 else key + "00"
+        prefix, bracket = N._region_patterns(*place_names(code, region_names=region_names))
+        part = s.iloc[rows]
+        step = part.str.replace(bracket, "", regex=True).str.replace(
+            N._BRACKET_CHARS, "", regex=True
+        )
+        step = N._keep_nonempty(step.str.replace(prefix, "", regex=True), step)
+        step = N._keep_nonempty(step.str.replace(N._SUFFIX, r"\1", regex=True), step)
+        out[rows] = N._keep_nonempty(step, part).to_numpy(dtype=object)
+    return pd.Series(out, index=names.index, dtype="string")
+
+
+TRICKY = [
+    "海宁市宏达（浙江）股份有限公司", "海宁市宏达（浙江）股份有限公司", "宏达\u3000有限公司",
+    "宏达\xa0有限公司", "宏达\x1c有限公司", "宏达\u2028科技", " 宏达 ", "ＡＢＣ纺织厂",
+    "abc纺织厂", "Ａｂｃ\u00a0(海宁)有限公司", "浙江省嘉兴市海宁市 新星（有限合伙）", "有限公司",
+    "海宁市", "", "  ", None, "宏达纺织厂分厂", "宏达有限公司海宁分公司", "e\u0301lan有限公司",
+    "ﬁne纺织", "①号厂", "杭州宏达集团有限公司", "杭州市萧山区宏达有限公司", "萧山宏达",
+    "宏达-科技_有限/公司", "宏达·科技“有限”公司", "昆山市宏达有限公司", "１２３",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "region_names", [None, {"330481": "海宁市", "330599": "新县", "320583": "昆山市"}]
+)
+def test_deduplicated_normalize_names_equals_the_row_by_row_definition(region_names):
+    # every name in several regions: the same name gives different keys in different cities
+    regions = ["330481", "330109", "330599", "320583", "", None, "3304"]
+    raw = pd.Series([n for n in TRICKY for _ in regions], index=range(100, 100 + 7 * len(TRICKY)))
+    codes = pd.Series([r for _ in TRICKY for r in regions], index=raw.index)
+    new = normalize_names(raw, codes, region_names=region_names)
+    old = _old_normalize_names(raw, codes, region_names=region_names)
+    pd.testing.assert_series_equal(new, old)
+    pd.testing.assert_series_equal(
+        normalize_names(raw, region_names=region_names),
+        _old_normalize_names(raw, region_names=region_names),
+    )
+    # spot checks by hand: place, bracketed place and legal form removed, branch kept
+    assert new[100] == "宏达" and new[100 + 7 * 16] == "宏达纺织厂分厂"
+
+
+def test_punctuation_class_without_backslash_s_matches_the_same_characters():
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mujun_geo import names as N
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    # Python's \s is str.isspace(); the spelled-out class lists every such character
+    assert N._WHITESPACE == "".join(c for c in chars if c.isspace())
+    old, new = re.compile(N._PUNCT), re.compile(N._PUNCT_EXPLICIT)
+    assert [c for c in chars if bool(old.fullmatch(c)) != bool(new.fullmatch(c))] == []
+    # … and pyarrow (RE2) removes exactly the characters Python's re removes
+    arrow = pc.replace_substring_regex(pa.array(chars), pattern=N._PUNCT_EXPLICIT, replacement="")
+    assert arrow.to_pylist() == [old.sub("", c) for c in chars]
+
+
+def test_nfkc_skips_only_strings_that_cannot_change():
+    import unicodedata
+
+    from mujun_geo.names import _nfkc
+
+    # every character of the skipped set is its own NFKC form
+    stable = [chr(c) for c in [*range(1, 0x80), *range(0x4E00, 0xA000)]]
+    assert all(unicodedata.normalize("NFKC", c) == c for c in stable)
+    # and no two of them compose (ASCII letters compose only with combining marks)
+    ascii_pairs = [a + b for a in map(chr, range(1, 0x80)) for b in map(chr, range(1, 0x80))]
+    assert all(unicodedata.normalize("NFKC", p) == p for p in ascii_pairs)
+    s = pd.Series(TRICKY + ["e\u0301", "ｅ\u0301", "Å", "丽", "㈱"], dtype="string")
+    expected = pd.Series(
+        [v if pd.isna(v) else unicodedata.normalize("NFKC", v) for v in s.tolist()],
+        dtype="string",
+    )
+    pd.testing.assert_series_equal(_nfkc(s), expected)
+    assert _nfkc(s)[7] == "ABC纺织厂" and _nfkc(s)[len(TRICKY)] == "é"
