@@ -38,6 +38,7 @@ from ._validate import Problems
 from .export import check_writable, file_sha256, write_geopackage
 from .gpkg_styles import add_styles
 from .report import write_report
+from .scoring_config import load_config
 from .settings import RunSettings
 
 __all__ = ["Ingested", "RunResult", "ingest", "run"]
@@ -215,6 +216,9 @@ def run_info(
     rows = [
         ("version", __version__),
         ("config_yaml", settings.to_yaml()),
+        # the preset is only named in the run file: record the scoring rules in full, so a
+        # grade can be recomputed after the preset file changes in a later release
+        ("scoring_yaml", load_config(settings.evaluation.get("preset", "zhejiang-2022")).to_yaml()),
         ("started", started.isoformat(timespec="seconds")),
         ("finished", finished.isoformat(timespec="seconds")),
     ]

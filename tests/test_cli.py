@@ -122,6 +122,8 @@ def test_run_from_config_file_with_relative_paths(tmp_path):
     gpkg = tmp_path / "result" / "mujun.gpkg"
     info = pyogrio.read_dataframe(gpkg, layer="run_info").set_index("key")["value"]
     assert "max_distance: 30" in info["config_yaml"]
+    # the full scoring rules, not just the preset's name: the 30 % weight of 亩均税收 is in it
+    assert "weight: 30" in info["scoring_yaml"] and "zhejiang-2022" in info["scoring_yaml"]
     assert "sha256=" in info["input:parcels"]
     firms = pyogrio.read_dataframe(gpkg, layer="enterprises", read_geometry=False)
     near = pyogrio.read_dataframe(gpkg, layer="matches")
