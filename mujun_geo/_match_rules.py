@@ -9,6 +9,7 @@ the points.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from mujun_geo.names import _WHITESPACE, _nfkc, normalize_names
 __all__ = [
     "LINK_COLS",
     "ParcelIndex",
+    "SpatialCandidates",
     "clean_codes",
     "code_rule",
     "combine",
@@ -38,6 +40,7 @@ __all__ = [
     "prepare_firms",
     "prepare_parcels",
     "sort_rows",
+    "spatial_candidates",
     "split_rejected",
     "within_rule",
 ]
@@ -176,6 +179,21 @@ def prepare_firms(
     enterprises: pd.DataFrame, problems: Problems, region_names: Mapping[str, str] | None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Positional firm table (code, key, region, eligible, rejected, has_point) and points."""
+    firms, pts = firm_table(enterprises, problems)
+    add_firm_keys(firms, enterprises, region_names)
+    return firms, pts
+
+
+def add_firm_keys(
+    firms: pd.DataFrame, enterprises: pd.DataFrame, region_names: Mapping[str, str] | None
+) -> None:
+    """Add the normalised name ``key`` to the table of :func:`firm_table` (in place)."""
+    names = text_col(enterprises, "name")
+    firms.insert(1, "key", normalize_names(names, firms["region"], region_names=region_names))
+
+
+def firm_table(enterprises: pd.DataFrame, problems: Problems) -> tuple[pd.DataFrame, np.ndarray]:
+    """Positional firm table without name keys (code, region, eligible, …) and points."""
     n = len(enterprises)
     code = clean_codes(enterprises["credit_code"]).reset_index(drop=True)
     region = text_col(enterprises, "region_code")
@@ -215,11 +233,9 @@ def prepare_firms(
             "time (filter `year`) or mark the duplicate rows `rejected`"
         )
         raise SchemaError(msg)
-    keys = normalize_names(names, region, region_names=region_names)
     firms = pd.DataFrame(
         {
             "code": code,
-            "key": keys,
             "region": region,
             "eligible": eligible,
             "rejected": rejected,
@@ -260,6 +276,15 @@ def prepare_parcels(
     region_names: Mapping[str, str] | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Positional parcel table, exploded holder names (with keys) and holder codes."""
+    pinfo = parcel_table(parcels, industrial_codes, problems)
+    holders, hcodes = holder_tables(parcels, pinfo, region_names)
+    return pinfo, holders, hcodes
+
+
+def parcel_table(
+    parcels: gpd.GeoDataFrame, industrial_codes: Sequence[str], problems: Problems
+) -> pd.DataFrame:
+    """Positional parcel table (pid, land_use, region, industrial, has_geom, area, holder)."""
     pid = text_col(parcels, "parcel_id")
     bad = pid.isna() | pid.duplicated(keep=False)
     if bad.any():
@@ -299,6 +324,15 @@ def prepare_parcels(
             "holder": hname.fillna(hcode),
         }
     )
+    return pinfo
+
+
+def holder_tables(
+    parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame, region_names: Mapping[str, str] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Exploded holder names with keys, and holder codes; adds ``has_code`` to `pinfo`."""
+    region = pinfo["region"]
+    hname, hcode = text_col(parcels, "holder_name"), text_col(parcels, "holder_code")
     pj, parts = _split_explode(hname)
     h = pd.DataFrame({"pj": pj, "hname": parts, "hregion": region.iloc[pj].reset_index(drop=True)})
     h["hname"] = h["hname"].astype("string").str.strip()
@@ -307,10 +341,10 @@ def prepare_parcels(
     c = pd.DataFrame({"pj": pj, "hcode": parts})
     c["hcode"] = clean_codes(c["hcode"])
     c = c.dropna(subset=["hcode"]).drop_duplicates()
-    pinfo["has_code"] = np.isin(np.arange(len(pid)), c["pj"])
+    pinfo["has_code"] = np.isin(np.arange(len(pinfo)), c["pj"])
     h = h.dropna(subset=["hkey"]).drop_duplicates(["pj", "hkey"])
     h["has_code"] = pinfo["has_code"].to_numpy()[h["pj"]]
-    return pinfo, h.reset_index(drop=True), c.reset_index(drop=True)
+    return h.reset_index(drop=True), c.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,49 +541,91 @@ def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n
     return link_frame(z["fi"], z["pj"], "name", conf.to_numpy(), ev, review), rej
 
 
-def within_rule(firms, pts, index: ParcelIndex, pinfo, rejected, linked) -> tuple:
+@dataclass
+class SpatialCandidates:
+    """What the location rules need from the spatial index, found before the name rules.
+
+    ``cover_fi, cover_pj``: every (firm, parcel) pair where the parcel covers the firm's point
+    (eligible firms with a point), sorted by firm then parcel; ``covered``: a boolean per firm;
+    ``near``: the nearest industrial parcels within `max_distance` (ties included) of every
+    uncovered point; ``far``: the nearest industrial parcels at any distance of the uncovered
+    points with none within `max_distance` (for the unmatched reason).
+    """
+
+    index: ParcelIndex
+    cover_fi: np.ndarray
+    cover_pj: np.ndarray
+    covered: np.ndarray
+    near: pd.DataFrame
+    far: pd.DataFrame
+
+
+def spatial_candidates(
+    index_factory, parcels, pinfo: pd.DataFrame, firms: pd.DataFrame, pts, max_distance: float
+) -> SpatialCandidates:
+    """Run every spatial query of the location rules; see :class:`SpatialCandidates`.
+
+    Nothing here depends on names, so :func:`mujun_geo.matching.match_enterprises` runs it in a
+    thread beside the name rules (the STRtree queries release the GIL). `pinfo` must not be
+    changed meanwhile: the caller passes a copy of the columns used (industrial, has_geom, pid).
+    """
+    index = index_factory(parcels, pinfo)
+    idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
+    qi, qj = index.covering(pts[idx])
+    fi = idx[qi]
+    covered = np.zeros(len(firms), dtype=bool)
+    covered[fi] = True
+    rest = idx[~covered[idx]]
+    near = nearest(index, pts, rest, pinfo, max_distance)
+    far = nearest(index, pts, rest[~np.isin(rest, near["fi"])], pinfo, None)
+    return SpatialCandidates(index, fi, qj, covered, near, far)
+
+
+def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) -> tuple:
     """Parcel covers the point; one parcel per point. Returns (links, rejected, covered)."""
     n_p = len(pinfo)
-    idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
-    q = index.covering(pts[idx])
-    w = pd.DataFrame({"fi": idx[q[0]], "pj": q[1]})
-    covered = np.isin(np.arange(len(firms)), w["fi"])
+    w = pd.DataFrame({"fi": cand.cover_fi, "pj": cand.cover_pj})
     hit = np.isin(pairs(w["fi"], w["pj"], n_p), rejected)
     rej = link_frame(w["fi"][hit], w["pj"][hit], "within", 0.9, "点位于宗地内")
-    w = w[~hit]
-    pj = w["pj"].to_numpy()
-    # interior only breaks ties: test it for points with several candidate parcels
-    multi = w["fi"].duplicated(keep=False).to_numpy()
-    interior = np.zeros(len(w), dtype=bool)
-    interior[multi] = shapely.contains_properly(
-        index.geoms[pj[multi]], pts[w["fi"].to_numpy()[multi]]
-    )
-    w = w.assign(
-        interior=interior,
-        industrial=pinfo["industrial"].to_numpy()[pj],
-        area=pinfo["area"].to_numpy()[pj],
-        pid=pinfo["pid"].to_numpy()[pj],
-    )
-    w = sort_rows(
-        w, ["fi", "interior", "industrial", "area", "pid"], [True, False, False, False, True]
-    )
-    w["n"] = w.groupby("fi")["pj"].transform("size")
-    w = w.drop_duplicates("fi").reset_index(drop=True)
-    holder = pinfo["holder"].iloc[w["pj"]].reset_index(drop=True)
+    w = w[~hit].reset_index(drop=True)
+    fi, pj = w["fi"].to_numpy(), w["pj"].to_numpy()
+    n = np.bincount(fi, minlength=len(firms))[fi]
+    # most points lie in one parcel; only points with several candidates need the tie rule
+    multi = n > 1
+    if multi.any():
+        m = w[multi].assign(
+            # interior only breaks ties, so it is tested for these points alone
+            interior=shapely.contains_properly(cand.index.geoms[pj[multi]], pts[fi[multi]]),
+            industrial=pinfo["industrial"].to_numpy()[pj[multi]],
+            area=pinfo["area"].to_numpy()[pj[multi]],
+            pid=pinfo["pid"].to_numpy()[pj[multi]],
+        )
+        m = sort_rows(
+            m, ["fi", "interior", "industrial", "area", "pid"], [True, False, False, False, True]
+        )
+        keep = np.flatnonzero(~multi)
+        w = pd.concat([w.iloc[keep], m.drop_duplicates("fi")[["fi", "pj"]]])
+        w = w.sort_values("fi", kind="stable").reset_index(drop=True)
+        fi, pj = w["fi"].to_numpy(), w["pj"].to_numpy()
+        n = np.bincount(cand.cover_fi[~hit], minlength=len(firms))[fi]
+    holder = pinfo["holder"].iloc[pj].reset_index(drop=True)
     known = holder.notna().to_numpy()
     # the holder is another firm of the list: its code/name link points at this parcel
-    other = np.isin(w["pj"], linked[1]) & ~np.isin(pairs(w["fi"], w["pj"], n_p), linked[0])
-    ev = pd.Series(
-        np.where(known, "点位于宗地内; 权利人: " + holder.fillna(""), "点位于宗地内; 权利人未知")
-    )
-    ev = ev.where(~other, ev + " (名单内其他企业, 共租共用)")
-    tie = w["n"] > 1
-    ev = ev.where(
-        ~tie,
-        ev + "; 点在" + w["n"].astype(str) + "宗地边界/重叠处, 按内部>工业>面积大>代码小取此宗",
-    )
-    links = link_frame(w["fi"], w["pj"], "within", np.where(known, 0.8, 0.9), ev.to_numpy())
-    return links, rej, covered
+    other = np.isin(pj, linked[1]) & ~np.isin(pairs(fi, pj, n_p), linked[0])
+    ev = np.where(known, "点位于宗地内; 权利人: " + holder.fillna(""), "点位于宗地内; 权利人未知")
+    ev = np.asarray(ev, dtype=object)
+    if other.any():
+        ev[other] = ev[other] + " (名单内其他企业, 共租共用)"
+    tie = n > 1
+    if tie.any():
+        ev[tie] = (
+            ev[tie]
+            + "; 点在"
+            + n[tie].astype(str).astype(object)
+            + "宗地边界/重叠处, 按内部>工业>面积大>代码小取此宗"
+        )
+    links = link_frame(fi, pj, "within", np.where(known, 0.8, 0.9), ev)
+    return links, rej, cand.covered
 
 
 def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> pd.DataFrame:
@@ -562,10 +638,13 @@ def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> 
     return n
 
 
-def nearest_rule(index: ParcelIndex, pts, idx, pinfo, max_distance: float, rejected) -> tuple:
-    """Nearest industrial parcel within `max_distance`; ties: distance, then parcel_id."""
-    n = nearest(index, pts, idx, pinfo, max_distance)
-    hit = np.isin(pairs(n["fi"], n["pj"], len(pinfo)), rejected)
+def nearest_rule(cand: SpatialCandidates, idx, n_p: int, max_distance: float, rejected) -> tuple:
+    """Nearest industrial parcel within `max_distance` of the uncovered points ``idx``.
+
+    Ties: distance, then parcel_id. The candidates come from :func:`spatial_candidates`.
+    """
+    n = cand.near[np.isin(cand.near["fi"].to_numpy(), idx)]
+    hit = np.isin(pairs(n["fi"], n["pj"], n_p), rejected)
     rej = link_frame(n["fi"][hit], n["pj"][hit], "nearest", 0.5, "最近工业宗地")
     n = sort_rows(n[~hit], ["fi", "d", "pid"]).drop_duplicates("fi").reset_index(drop=True)
     conf = 0.8 - 0.3 * (n["d"] / max_distance if max_distance > 0 else 0.0)

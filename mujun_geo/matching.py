@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -346,8 +347,35 @@ def _match(
     require(enterprises, ["credit_code"], "enterprises")
     require(parcels, ["parcel_id", "land_use"], "parcels")
     problems = Problems()
-    firms, pts = R.prepare_firms(enterprises, problems, region_names)
-    pinfo, holders, hcodes = R.prepare_parcels(parcels, industrial_codes, problems, region_names)
+    firms, pts = R.firm_table(enterprises, problems)
+    pinfo = R.parcel_table(parcels, industrial_codes, problems)
+    # The spatial queries need no names: they run in a thread while the names are normalised
+    # and compared (shapely and Arrow release the GIL, so both cores work).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mujun-match") as pool:
+        spatial = pool.submit(
+            R.spatial_candidates,
+            index_factory,
+            parcels,
+            pinfo[["pid", "industrial", "has_geom"]].copy(),
+            firms[["eligible", "has_point"]].copy(),
+            pts,
+            max_distance,
+        )
+        R.add_firm_keys(firms, enterprises, region_names)
+        holders, hcodes = R.holder_tables(parcels, pinfo, region_names)
+        cand = spatial.result()
+    return _rules(
+        enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand,
+        overrides=overrides, max_distance=max_distance, land_mode=land_mode,
+        name_threshold=name_threshold, buildings=buildings, problems=problems,
+    )  # fmt: skip
+
+
+def _rules(
+    enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, *, overrides, max_distance,
+    land_mode, name_threshold, buildings, problems,
+) -> MatchResult:  # fmt: skip
+    """The rules, overrides, review and land of :func:`_match` once the inputs are prepared."""
     n_p = len(pinfo)
     ov = parse_overrides(overrides, firms, pinfo, problems)
     rej = ov[ov["action"] == "reject"]
@@ -368,11 +396,10 @@ def _match(
     cn = pd.concat([code, name, fuzzy], ignore_index=True)
     # STEP 2: location; nearest only for points in no parcel and firms without code/name links
     linked = (R.pairs(cn["fi"], cn["pj"], n_p), cn["pj"].to_numpy())
-    index = index_factory(parcels, pinfo)
-    within, within_rej, covered = R.within_rule(firms, pts, index, pinfo, rej, linked)
+    within, within_rej, covered = R.within_rule(firms, pts, cand, pinfo, rej, linked)
     todo = firms["eligible"].to_numpy() & firms["has_point"].to_numpy() & ~covered
     todo &= ~np.isin(np.arange(len(firms)), cn["fi"])
-    near, near_rej = R.nearest_rule(index, pts, np.flatnonzero(todo), pinfo, max_distance, rej)
+    near, near_rej = R.nearest_rule(cand, np.flatnonzero(todo), n_p, max_distance, rej)
     links = R.combine([code, name, fuzzy, within, near], n_p)
     links["industrial"] = pinfo["industrial"].to_numpy()[links["pj"]]
     # STEP 3: a point in industrial parcel X while code/name point elsewhere -> review
@@ -418,15 +445,15 @@ def _match(
         parcels=parcels,
         buildings=buildings,
         problems=problems,
-        floor_area=index.floor_area,
+        floor_area=cand.index.floor_area,
     )
     return _assemble(
-        enterprises, parcels, firms, pts, pinfo, links, per_firm, index, max_distance, problems
+        enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, max_distance, problems
     )
 
 
 def _assemble(
-    enterprises, parcels, firms, pts, pinfo, links, per_firm, index, max_distance, problems
+    enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, max_distance, problems
 ) -> MatchResult:
     n_f, n_p = len(firms), len(pinfo)
     pid = pinfo["pid"].to_numpy(dtype=object)
@@ -470,7 +497,13 @@ def _assemble(
     )
     has_rej = np.isin(np.arange(n_f), fi[status == "rejected"])
     todo = np.flatnonzero(eligible & ~matched & has_point)
-    near = R.sort_rows(R.nearest(index, pts, todo, pinfo, None), ["fi", "d", "pid"])
+    # nearest industrial parcel at any distance: found beforehand for uncovered points
+    known = pd.concat([cand.near, cand.far], ignore_index=True)
+    known = known[np.isin(known["fi"].to_numpy(), todo)]
+    rest = np.setdiff1d(todo, known["fi"].to_numpy())
+    rest = rest[cand.covered[rest]]  # covered points (review, non-industrial links)
+    near = pd.concat([known, R.nearest(cand.index, pts, rest, pinfo, None)], ignore_index=True)
+    near = R.sort_rows(near, ["fi", "d", "pid"])
     near = near.drop_duplicates("fi").set_index("fi").reindex(np.arange(n_f))
     d = near["d"].to_numpy(dtype=float)
     far = np.array(
