@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 import geopandas as gpd
 import shapely
 
-from mujun_geo._match_rules import clean_codes, join_groups
+from mujun_geo._match_rules import clean_codes, join_groups, text_rank
 from mujun_geo._validate import Problems
 
 __all__ = ["allocate_land", "floor_area_by_occupant"]
@@ -78,6 +78,7 @@ def allocate_land(
     buildings: gpd.GeoDataFrame | None,
     problems: Problems,
     floor_area: Callable[[gpd.GeoDataFrame, gpd.GeoDataFrame], pd.DataFrame] | None = None,
+    pid_rank: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Shares per link and land per firm.
 
@@ -92,6 +93,9 @@ def allocate_land(
     floor_area
         Replacement for :func:`floor_area_by_occupant` (same arguments and result), e.g. the
         partitioned one of :mod:`mujun_geo.distributed`; None computes it in memory.
+    pid_rank
+        Rank of each parcel's ``pid`` in code-point order (:func:`~mujun_geo._match_rules.
+        text_rank`), to find the smallest ``pid`` per group; None ranks them here.
 
     Returns
     -------
@@ -106,28 +110,35 @@ def allocate_land(
     c = links[counted]
     area = pinfo["area"].to_numpy()
     pid = pinfo["pid"].to_numpy(dtype=object)
-    a = area[c["pj"].to_numpy()]
-    n_all = c.groupby("pj")["fi"].transform("size").to_numpy()
-    p_txt = "宗地" + pd.Series(pid[c["pj"].to_numpy()], index=c.index, dtype=object)
+    c_fi, c_pj = c["fi"].to_numpy(), c["pj"].to_numpy()
+    a = area[c_pj]
+    n_all = np.bincount(c_pj, minlength=len(pinfo))[c_pj]  # links on the same parcel
     note = pd.Series("", index=c.index, dtype=object)
 
     if land_mode == "parcel":
         share = np.ones(len(c))
         n_f, n_p = len(codes), len(pinfo)
-        graph = coo_matrix((np.ones(len(c)), (c["fi"], n_f + c["pj"])), shape=(n_f + n_p,) * 2)
+        graph = coo_matrix((np.ones(len(c)), (c_fi, n_f + c_pj)), shape=(n_f + n_p,) * 2)
         _, label = connected_components(graph, directed=False)
-        comp_area = np.bincount(label[n_f:], weights=area, minlength=int(label.max(initial=-1)) + 1)
-        comp = label[n_f + c["pj"].to_numpy()]
-        unit = pd.Series(pid[c["pj"].to_numpy()]).groupby(comp).min()
-        firm_comp = pd.Series(comp, index=c["fi"].to_numpy()).groupby(level=0).first()
+        n_comp = int(label.max(initial=-1)) + 1
+        comp_area = np.bincount(label[n_f:], weights=area, minlength=n_comp)
+        comp = label[n_f + c_pj]
+        # eval_unit: the smallest pid of the component (rows sorted by component, then pid)
+        rank = text_rank(pinfo["pid"]) if pid_rank is None else pid_rank
+        order = np.lexsort((rank[c_pj], comp))
+        first = np.r_[True, comp[order][1:] != comp[order][:-1]] if len(order) else order > 0
+        unit = np.full(n_comp, None, dtype=object)
+        unit[comp[order][first]] = pid[c_pj[order][first]]
+        firm_comp = pd.Series(comp, index=c_fi).groupby(level=0).first()
         per_firm = pd.DataFrame(
             {
                 "land_m2": comp_area[firm_comp.to_numpy()],
-                "eval_unit": unit.loc[firm_comp.to_numpy()].to_numpy(),
+                "eval_unit": unit[firm_comp.to_numpy()],
             },
             index=firm_comp.index,
         )
-        n_firms = pd.Series(c["fi"].to_numpy()).groupby(comp).transform("nunique").to_numpy()
+        # every firm lies in one component: firms per component by counting distinct firms
+        n_firms = np.bincount(label[np.unique(c_fi)], minlength=n_comp)[comp]
         shared = n_firms > 1
         note[shared] = "宗地评价: 与同组企业合并评价, 共享用地"
         ov = c["share_ov"].notna().to_numpy()
@@ -139,6 +150,7 @@ def allocate_land(
             "share ignored in land_mode='parcel' (firms share the whole parcel)",
         )
     else:
+        p_txt = "宗地" + pd.Series(pid[c_pj], index=c.index, dtype=object)
         if land_mode == "holder":
             holder = c["method"].isin(_HOLDER_METHODS).to_numpy()
             n_h = pd.Series(holder, index=c.index).groupby(c["pj"]).transform("sum").to_numpy()

@@ -42,6 +42,7 @@ __all__ = [
     "sort_rows",
     "spatial_candidates",
     "split_rejected",
+    "text_rank",
     "within_rule",
 ]
 
@@ -131,26 +132,42 @@ def sort_rows(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = Tr
         if arr is not None and arr.dtype.kind in "fiub":  # pandas' own numeric path
             labels.append(arr if asc else (-arr if arr.dtype.kind == "f" else ~arr))
             continue
-        try:
-            text = pa.array(values, from_pandas=True)  # Arrow-backed strings: no copy
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
+        codes = text_rank(values, ascending=asc)
+        if codes is None:
             return df.sort_values(by, ascending=ascending)
-        if isinstance(text, pa.ChunkedArray):
-            text = text.combine_chunks()
-        if pa.types.is_null(text.type):  # nothing but missing values: all tied
-            labels.append(np.zeros(len(df), dtype=np.int64))
-            continue
-        if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
-            return df.sort_values(by, ascending=ascending)
-        null = np.asarray(text.is_null())
-        codes = pc.rank(text, tiebreaker="dense").to_numpy(zero_copy_only=False)
-        codes = codes.astype(np.int64) - 1  # 0 … n-1 for the n distinct values
-        n = int(codes[~null].max()) + 1 if (~null).any() else 0
-        codes[null] = n  # missing values last, as pandas' na_position="last"
-        if not asc:
-            codes = np.where(null, codes, n - codes - 1)
         labels.append(codes)
     return df.iloc[np.lexsort(labels)]
+
+
+def text_rank(values: pd.Series, *, ascending: bool = True) -> np.ndarray | None:
+    """Dense ranks 0 … n-1 of text values in code-point order, missing values last (n).
+
+    Ranks order rows as ``sort_values`` orders the text, so a sort by several keys can be one
+    ``np.lexsort`` of integers. None when the values are not text.
+
+    Examples
+    --------
+    >>> text_rank(pd.Series(["b", None, "a", "b"])).tolist()
+    [1, 2, 0, 1]
+    """
+    try:
+        text = pa.array(values, from_pandas=True)  # Arrow-backed strings: no copy
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if pa.types.is_null(text.type):  # nothing but missing values: all tied
+        return np.zeros(len(values), dtype=np.int64)
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        return None
+    null = np.asarray(text.is_null())
+    codes = pc.rank(text, tiebreaker="dense").to_numpy(zero_copy_only=False)
+    codes = codes.astype(np.int64) - 1  # 0 … n-1 for the n distinct values
+    n = int(codes[~null].max()) + 1 if (~null).any() else 0
+    codes[null] = n  # missing values last, as pandas' na_position="last"
+    if not ascending:
+        codes = np.where(null, codes, n - codes - 1)
+    return codes
 
 
 def link_frame(fi, pj, method: str, confidence, evidence, review="") -> pd.DataFrame:
@@ -655,17 +672,19 @@ def nearest_rule(cand: SpatialCandidates, idx, n_p: int, max_distance: float, re
 def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
     """One row per (firm, parcel): the most trusted method; evidence and review joined."""
     links = pd.concat(frames, ignore_index=True)
-    links["rank"] = links["method"].map(RANK)
-    links = links.sort_values(["fi", "pj", "rank"], kind="stable").reset_index(drop=True)
-    dup = links.duplicated(["fi", "pj"], keep=False).to_numpy()
-    if dup.any():
-        d = links[dup]
-        key = pairs(d["fi"], d["pj"], n_p)
-        first = d.drop_duplicates(["fi", "pj"]).reset_index(drop=True)
-        fkey = pairs(first["fi"], first["pj"], n_p)
-        first["evidence"] = join_groups(d["evidence"], key, "; ").reindex(fkey).to_numpy()
-        has = (d["review"] != "").to_numpy()
-        review = join_groups(d["review"][has], key[has], "; ").reindex(fkey)
-        first["review"] = review.fillna("").to_numpy()
-        links = pd.concat([links[~dup], first], ignore_index=True)
-    return links.drop(columns="rank").sort_values(["fi", "pj"]).reset_index(drop=True)
+    key = pairs(links["fi"], links["pj"], n_p)
+    # by pair, then trust; stable, so equal methods keep the order of `frames`
+    order = np.lexsort((links["method"].map(RANK).to_numpy(), key))
+    links, key = links.iloc[order].reset_index(drop=True), key[order]
+    first = np.r_[True, key[1:] != key[:-1]]
+    if first.all():
+        return links
+    grouped = ~(first & np.r_[first[1:], True])  # rows of pairs given by several rules
+    d, dkey = links[grouped], key[grouped]
+    lead = first & grouped
+    evidence = join_groups(d["evidence"], dkey, "; ")
+    has = (d["review"] != "").to_numpy()
+    review = join_groups(d["review"][has], dkey[has], "; ")
+    links.loc[lead, "evidence"] = evidence.reindex(key[lead]).to_numpy()
+    links.loc[lead, "review"] = review.reindex(key[lead]).fillna("").to_numpy()
+    return links[first].reset_index(drop=True)

@@ -46,6 +46,7 @@ from ._errors import CRSError, DataWarning, SchemaError
 from .units import M2_PER_MU
 
 __all__ = [
+    "ancillary_caps",
     "building_floors",
     "building_metrics",
     "floors_from_height",
@@ -924,6 +925,86 @@ def building_metrics(
     out["ancillary_cap_floor"] = cap_floor
     out["ancillary_over_cap"] = (land_share > cap_land) | (floor_share > cap_floor)
     out["n_buildings"] = n_buildings.astype("int64")
+    return out
+
+
+def ancillary_caps(
+    parcels: gpd.GeoDataFrame,
+    metrics: pd.DataFrame,
+    *,
+    ancillary_cap_land: float = 0.07,
+    ancillary_cap_floor: float | None = None,
+    raised_cap_land: float = 0.15,
+    raised_cap_floor: float | None = 0.30,
+    raised_cap_grades: Sequence[str] = ("A", "B"),
+    raised_cap_min_mu: float = 50.0,
+    raised_cap_outside_parks_only: bool = True,
+) -> pd.DataFrame:
+    """Redo the ancillary caps of :func:`building_metrics` once grades and parks are known.
+
+    The clipping of :func:`building_metrics` needs only the geometry, so it can run before
+    the evaluation (the pipeline runs it beside matching); the caps need the ``grade``,
+    ``in_park`` and ``area_mu`` columns. This recomputes ``ancillary_cap_land``,
+    ``ancillary_cap_floor`` and ``ancillary_over_cap`` as :func:`building_metrics` would
+    with `parcels` and the same options.
+
+    Parameters
+    ----------
+    parcels
+        The parcels of `metrics` (same index), with ``grade``, ``in_park``, ``area_mu``.
+    metrics
+        Output of :func:`building_metrics`.
+    ancillary_cap_land, ancillary_cap_floor, raised_cap_land, raised_cap_floor
+        As for :func:`building_metrics`.
+    raised_cap_grades, raised_cap_min_mu, raised_cap_outside_parks_only
+        As for :func:`building_metrics`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of `metrics` with the three cap columns replaced.
+
+    Examples
+    --------
+    >>> import geopandas as gpd, shapely
+    >>> parcels = gpd.GeoDataFrame({"parcel_id": ["P1"]},
+    ...     geometry=[shapely.box(0, 0, 300, 300)], crs=4549)
+    >>> buildings = gpd.GeoDataFrame({"floors": [1, 3], "use": ["office", "production"]},
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(100, 0, 300, 300)], crs=4549)
+    >>> m = building_metrics(parcels, buildings)
+    >>> m[["ancillary_land_share", "ancillary_cap_land", "ancillary_over_cap"]].round(3).values
+    array([[0.111, 0.07, True]], dtype=object)
+    >>> graded = parcels.assign(grade="A", in_park=False)  # 135 亩, A, outside parks: 15 %
+    >>> ancillary_caps(graded, m)[["ancillary_cap_land", "ancillary_over_cap"]].values
+    array([[0.15, False]], dtype=object)
+    """
+    if not metrics.index.equals(parcels.index):
+        msg = "`metrics` must have the index of `parcels` (the output of building_metrics)"
+        raise ValueError(msg)
+    area_mu = _num(parcels, "area_mu")
+    parcel_area = np.full(len(parcels), np.nan)
+    need = np.flatnonzero(np.isnan(area_mu))  # the area is only read where area_mu is missing
+    if len(need):
+        geoms = np.asarray(parcels.geometry.values, dtype=object)[need]
+        bad = ~shapely.is_missing(geoms) & ~shapely.is_valid(geoms)
+        geoms[bad] = shapely.make_valid(geoms[bad])
+        a = shapely.area(geoms)
+        parcel_area[need] = np.where(a > 0, a, np.nan)
+    cap_land, cap_floor = _ancillary_caps(
+        parcels,
+        parcel_area=parcel_area,
+        base=(ancillary_cap_land, ancillary_cap_floor),
+        raised=(raised_cap_land, raised_cap_floor),
+        grades=raised_cap_grades,
+        min_mu=raised_cap_min_mu,
+        outside_parks_only=raised_cap_outside_parks_only,
+    )
+    out = metrics.copy()
+    out["ancillary_cap_land"] = cap_land
+    out["ancillary_cap_floor"] = cap_floor
+    land_share = out["ancillary_land_share"].to_numpy(dtype=float)
+    floor_share = out["ancillary_floor_share"].to_numpy(dtype=float)
+    out["ancillary_over_cap"] = (land_share > cap_land) | (floor_share > cap_floor)
     return out
 
 

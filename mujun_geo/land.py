@@ -30,7 +30,13 @@ import numpy as np
 import pandas as pd
 
 from ._errors import ConfigError, SchemaError
-from .buildings import building_floors, building_metrics, floors_from_height, raster_heights
+from .buildings import (
+    ancillary_caps,
+    building_floors,
+    building_metrics,
+    floors_from_height,
+    raster_heights,
+)
 from .lowland import (
     PRESETS as LOWLAND_PRESETS,
 )
@@ -49,6 +55,7 @@ from .lowland import (
 __all__ = [
     "LOWLAND_PRESETS",
     "LowlandResult",
+    "ancillary_caps",
     "building_floors",
     "building_metrics",
     "far_minimums",

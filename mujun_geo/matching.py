@@ -361,19 +361,23 @@ def _match(
             pts,
             max_distance,
         )
+        # the sort keys of the output tables, also ranked in Arrow without the GIL
+        pid_rank = pool.submit(R.text_rank, pinfo["pid"].copy())
+        code_rank = pool.submit(R.text_rank, firms["code"].copy())
         R.add_firm_keys(firms, enterprises, region_names)
         holders, hcodes = R.holder_tables(parcels, pinfo, region_names)
         cand = spatial.result()
+        ranks = (pid_rank.result(), code_rank.result())
     return _rules(
-        enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand,
+        enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, ranks,
         overrides=overrides, max_distance=max_distance, land_mode=land_mode,
         name_threshold=name_threshold, buildings=buildings, problems=problems,
     )  # fmt: skip
 
 
 def _rules(
-    enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, *, overrides, max_distance,
-    land_mode, name_threshold, buildings, problems,
+    enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, ranks, *, overrides,
+    max_distance, land_mode, name_threshold, buildings, problems,
 ) -> MatchResult:  # fmt: skip
     """The rules, overrides, review and land of :func:`_match` once the inputs are prepared."""
     n_p = len(pinfo)
@@ -446,14 +450,21 @@ def _rules(
         buildings=buildings,
         problems=problems,
         floor_area=cand.index.floor_area,
+        pid_rank=ranks[0],
     )
     return _assemble(
-        enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, max_distance, problems
-    )
+        enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance,
+        problems,
+    )  # fmt: skip
+
+
+def _take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:
+    """``values`` (text) at ``positions`` as a ``str`` Series, taken in Arrow (no Python strings)."""
+    return pd.Series(values.array.take(positions)).astype("str").reset_index(drop=True)
 
 
 def _assemble(
-    enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, max_distance, problems
+    enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance, problems
 ) -> MatchResult:
     n_f, n_p = len(firms), len(pinfo)
     pid = pinfo["pid"].to_numpy(dtype=object)
@@ -462,32 +473,38 @@ def _assemble(
     status = links["status"].to_numpy(dtype=object)
     ind_link = links["industrial"].to_numpy(dtype=bool)
     counted = np.isin(status, _COUNTED) & ind_link
+    # text keys ranked once (:func:`_match`): every sort is an integer sort in the same order
+    pid_rank, code_rank = ranks
 
     # STEP 1: the matches table
     ov_note = links["ov_note"].fillna("").astype(str)
     note = links["land_note"].astype(str)
     note = note + np.where((note != "") & (ov_note != ""), "; ", "") + ov_note
+    # a covered point is 0 m from its parcel; GEOS measures the others (GIL released)
+    far = np.flatnonzero(links["method"].to_numpy(dtype=object) != "within")
+    dist = np.zeros(len(links))
+    dist[far] = shapely.distance(pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]])
     matches = pd.DataFrame(
         {
-            "credit_code": code[fi],
-            "parcel_id": pid[pj],
-            "method": links["method"].to_numpy(),
+            "credit_code": _take_text(firms["code"], fi),
+            "parcel_id": _take_text(pinfo["pid"], pj),
+            "method": links["method"].array,
             "confidence": links["confidence"].to_numpy(dtype=float),
-            "distance_m": shapely.distance(
-                pts[fi], np.asarray(parcels.geometry.values, dtype=object)[pj]
-            ),
+            "distance_m": dist,
             "land_share": links["land_share"].to_numpy(dtype=float),
-            "status": status,
+            "status": links["status"].array,
             "industrial": ind_link,
-            "evidence": links["evidence"].to_numpy(dtype=object),
-            "note": note.to_numpy(dtype=object),
+            "evidence": links["evidence"].array,
+            "note": note.array,
         }
     )
-    matches = R.sort_rows(matches, ["credit_code", "parcel_id"]).reset_index(drop=True)
+    matches = matches.iloc[np.lexsort((pid_rank[pj], code_rank[fi]))].reset_index(drop=True)
 
     # STEP 2: enterprises
-    c = R.sort_rows(links[counted].assign(pid=pid[pj[counted]]), ["fi", "pid"])
-    matched = np.isin(np.arange(n_f), c["fi"])
+    c_fi, c_pj = fi[counted], pj[counted]
+    order = np.lexsort((pid_rank[c_pj], c_fi))
+    c_fi, c_pid = c_fi[order], pd.Series(pid[c_pj[order]], dtype=object)
+    matched = np.isin(np.arange(n_f), c_fi)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
     lu = pinfo["land_use"].fillna("?").to_numpy(dtype=object)
@@ -548,7 +565,7 @@ def _assemble(
     ent = pd.DataFrame(
         {
             "match_status": match_status,
-            "parcel_ids": R.join_groups(c["pid"], c["fi"].to_numpy())
+            "parcel_ids": R.join_groups(c_pid, c_fi)
             .reindex(np.arange(n_f))
             .fillna("")
             .to_numpy(dtype=object),
@@ -566,12 +583,14 @@ def _assemble(
 
     # STEP 3: parcels
     live = np.isin(status, ["auto", "confirmed", "review"])
-    cc = R.sort_rows(links[counted].assign(code=code[fi[counted]]), ["pj", "code"])
+    c_fi, c_pj = fi[counted], pj[counted]
+    order = np.lexsort((code_rank[c_fi], c_pj))
+    c_pj, c_code = c_pj[order], pd.Series(code[c_fi[order]], dtype=object)
     par = pd.DataFrame(
         {
             "n_enterprises": np.bincount(pj[counted], minlength=n_p),
             "vacant": pinfo["industrial"].to_numpy() & ~np.isin(np.arange(n_p), pj[live]),
-            "credit_codes": R.join_groups(cc["code"], cc["pj"].to_numpy())
+            "credit_codes": R.join_groups(c_code, c_pj)
             .reindex(np.arange(n_p))
             .fillna("")
             .to_numpy(dtype=object),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -102,19 +103,23 @@ def run_stages(
     if until is not None and until not in STAGES:
         msg = f"`until` must be one of {STAGES}, got {until!r}"
         raise ValueError(msg)
-    with _engine(data.settings) as engine:
-        return _run(data, engine, progress=progress, timings=timings, until=until)
+    with _engine(data.settings) as engine, ThreadPoolExecutor(1, "mujun-stage") as pool:
+        return _run(data, engine, pool, progress=progress, timings=timings, until=until)
 
 
 class _InMemory:
     """The default engine: the library functions themselves."""
 
+    #: clip buildings in a thread while matching and evaluation run (GEOS releases the GIL)
+    background_buildings = True
     match_enterprises = staticmethod(matching.match_enterprises)
     building_metrics = staticmethod(land.building_metrics)
 
 
 class _Dask:
     """Matching and building metrics on a dask.distributed client (same results)."""
+
+    background_buildings = False  # the cluster does the work; one stage at a time
 
     def __init__(self, client: Any, npartitions: int | None) -> None:
         self.client, self.npartitions = client, npartitions
@@ -146,9 +151,19 @@ def _engine(settings: Any) -> Any:
         yield _Dask(client, settings.npartitions)
 
 
+def _building_options(lopts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "storey_height_m": lopts.get("storey_height_m", 3.5),
+        "tall_storey_m": lopts.get("tall_storey_m", 8.0),
+        "tall_storey_factor": lopts.get("tall_storey_factor", 2.0),
+        "height_raster": lopts.get("height_raster"),
+    }
+
+
 def _run(
     data: Ingested,
     engine: Any,
+    pool: ThreadPoolExecutor,
     *,
     progress: Callable[[str], None],
     timings: dict[str, float],
@@ -164,6 +179,14 @@ def _run(
     buildings = frames.get("buildings")
     parks = frames.get("parks")
     regions = frames.get("regions")
+    lopts = dict(s.land)
+    background: Future | None = None
+    if buildings is not None and until is None and engine.background_buildings:
+        # floor area needs only the geometry: clip in a thread while matching and evaluation
+        # run; the ancillary caps, which need the grades, are redone afterwards
+        background = pool.submit(
+            _timed_call, engine.building_metrics, parcels, buildings, **_building_options(lopts)
+        )
 
     with _timed("match", timings, progress, "地企对应 matching"):
         region_names = None
@@ -220,17 +243,14 @@ def _run(
         )
         parcel_out["industry_code"] = aggregate._map_by(parcel_out["parcel_id"], industry)
 
-    lopts = dict(s.land)
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
-            bm = engine.building_metrics(
-                parcel_out,
-                buildings,
-                storey_height_m=lopts.get("storey_height_m", 3.5),
-                tall_storey_m=lopts.get("tall_storey_m", 8.0),
-                tall_storey_factor=lopts.get("tall_storey_factor", 2.0),
-                height_raster=lopts.get("height_raster"),
-            )
+            if background is not None:
+                bm, seconds = background.result()
+                bm = land.ancillary_caps(parcel_out, bm)
+                timings["buildings_background"] = seconds
+            else:
+                bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))
             parcel_out = parcel_out.join(bm[[c for c in bm.columns if c not in parcel_out.columns]])
 
     with _timed("lowland", timings, progress, "低效用地与高耗低效 low-efficiency land"):
@@ -303,6 +323,11 @@ def _run(
         **{k: v for k, v in layers.items() if k != "lowland"},
     }
     return {k: _geometry_last(v) for k, v in out.items() if v is not None}
+
+
+def _timed_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - t0
 
 
 def _geometry_last(frame: pd.DataFrame) -> pd.DataFrame:
