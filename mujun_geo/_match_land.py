@@ -125,6 +125,8 @@ def allocate_land(
         comp = label[n_f + c_pj]
         # eval_unit: the smallest pid of the component (rows sorted by component, then pid)
         rank = text_rank(pinfo["pid"]) if pid_rank is None else pid_rank
+        if rank is None:  # pid is always text (prepare_parcels); sorted codes do as well
+            rank = pd.factorize(pinfo["pid"], sort=True)[0]
         order = np.lexsort((rank[c_pj], comp))
         first = np.r_[True, comp[order][1:] != comp[order][:-1]] if len(order) else order > 0
         unit = np.full(n_comp, None, dtype=object)

@@ -95,30 +95,36 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
     )
     crs = parcels.crs
     frames["parcels"] = parcels
-    say("读取企业 enterprises")
-    frames["enterprises"] = io.read_enterprises(
-        settings.inputs["enterprises"],
-        coord_sys=settings.coord_sys,
-        crs=settings.crs.get("enterprises"),
-        target_crs=crs,
-        year=settings.year,
-        engine=engine,
-        problems=problems,
-    )
-    for name, reader in (
-        ("buildings", io.read_buildings),
-        ("parks", io.read_parks),
-        ("regions", io.read_regions),
-    ):
-        if name in settings.inputs:
+    layers = [
+        (name, reader)
+        for name, reader in (
+            ("buildings", io.read_buildings),
+            ("parks", io.read_parks),
+            ("regions", io.read_regions),
+        )
+        if name in settings.inputs
+    ]
+    # The other vector layers need only the working CRS. GDAL reads and shapely checks
+    # release the GIL, so they are read in a thread while the firm table is parsed; each
+    # keeps its own problems, added in the usual order (the same rows as one after another).
+    with ThreadPoolExecutor(1, thread_name_prefix="mujun-read") as pool:
+        pending = [
+            (name, pool.submit(_read_vector, reader, settings, name, crs)) for name, reader in layers
+        ]
+        say("读取企业 enterprises")
+        frames["enterprises"] = io.read_enterprises(
+            settings.inputs["enterprises"],
+            coord_sys=settings.coord_sys,
+            crs=settings.crs.get("enterprises"),
+            target_crs=crs,
+            year=settings.year,
+            engine=engine,
+            problems=problems,
+        )
+        for name, future in pending:
             say(f"读取 {name}")
-            frames[name] = reader(
-                settings.inputs[name],
-                crs=settings.crs.get(name),
-                target_crs=crs,
-                engine=engine,
-                problems=problems,
-            )
+            frames[name], found = future.result()
+            problems.extend(found)
     for name, table_reader in (
         ("overrides", io.read_overrides),
         ("standard_land", io.read_standard_land),
@@ -128,6 +134,20 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
             frames[name] = table_reader(settings.inputs[name], problems=problems)
     _cross_checks(frames, problems)
     return Ingested(frames=frames, problems=problems, crs=crs, settings=settings)
+
+
+def _read_vector(
+    reader: Callable[..., gpd.GeoDataFrame], settings: RunSettings, name: str, crs: CRS
+) -> tuple[gpd.GeoDataFrame, Problems]:
+    found = Problems()
+    frame = reader(
+        settings.inputs[name],
+        crs=settings.crs.get(name),
+        target_crs=crs,
+        engine=settings.io_engine,
+        problems=found,
+    )
+    return frame, found
 
 
 def _cross_checks(frames: dict[str, pd.DataFrame], problems: Problems) -> None:
