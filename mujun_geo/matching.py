@@ -427,14 +427,7 @@ def _rules(
     gone = gone.assign(status="rejected", industrial=pinfo["industrial"].to_numpy()[gone["pj"]])
     gone["evidence"] = "人工否决; " + gone["evidence"]
     links = pd.concat([links, gone], ignore_index=True)
-    o = ov.assign(share_ov=ov["share"].where(ov["action"] != "reject"))
-    links = links.merge(
-        o[["fi", "pj", "share_ov", "note", "row"]].rename(
-            columns={"note": "ov_note", "row": "ov_row"}
-        ),
-        on=["fi", "pj"],
-        how="left",
-    )
+    links = _attach_overrides(links, ov, n_p)
 
     n_given = 0 if overrides is None else len(overrides)
     if len(ov) < n_given:
@@ -456,6 +449,27 @@ def _rules(
         enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance,
         problems,
     )  # fmt: skip
+
+
+def _attach_overrides(links: pd.DataFrame, ov: pd.DataFrame, n_p: int) -> pd.DataFrame:
+    """Add ``share_ov, ov_note, ov_row`` of each link's override (NaN without one).
+
+    A left merge on (fi, pj) by the pair codes: an override table has one row per pair.
+    """
+    pos = np.full(len(links), -1)
+    if len(ov):
+        keys = pd.Index(R.pairs(ov["fi"], ov["pj"], n_p))
+        pos = keys.get_indexer(R.pairs(links["fi"], links["pj"], n_p))
+    hit = np.flatnonzero(pos >= 0)
+    share = ov["share"].where(ov["action"] != "reject").to_numpy(dtype=float)
+    cols = {"share_ov": share, "ov_note": ov["note"].to_numpy(dtype=object)}
+    cols["ov_row"] = ov["row"].to_numpy(dtype=float)
+    out = {}
+    for name, values in cols.items():
+        col = np.full(len(links), np.nan, dtype=values.dtype)
+        col[hit] = values[pos[hit]]
+        out[name] = col
+    return links.assign(**out)
 
 
 def _take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:

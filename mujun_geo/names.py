@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -93,6 +94,7 @@ _WHITESPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 _PUNCT_EXPLICIT = _PUNCT.replace(r"\s", _WHITESPACE)
 _OPEN = "([【〔{<《"
 _CLOSE = ")]】〕}>》"
+_THREAD_MIN_ROWS = 50_000  # below this, a second thread costs more than it saves
 _BRACKET_CHARS = "[" + re.escape(_OPEN + _CLOSE) + "]"
 # not after 分: 分公司/分厂 are branches, i.e. other enterprises. Written without look-behind so
 # that pyarrow (RE2) can run it; the kept character is put back by the replacement r"\1".
@@ -291,12 +293,21 @@ def _normalize_rows(
     )
     patterns = list(ids)
     row_pattern = key_pattern[key_of_row]
-    for pid, idx in pd.Series(row_pattern).groupby(row_pattern, sort=False).indices.items():
-        rows = np.flatnonzero(valid)[idx]
-        prefix, bracket = patterns[pid]
+    groups = pd.Series(row_pattern).groupby(row_pattern, sort=False).indices.items()
+    jobs = [(np.flatnonzero(valid)[idx], patterns[pid]) for pid, idx in groups]
+
+    def strip_places(rows: np.ndarray, pattern: tuple[str, str]) -> np.ndarray:
+        prefix, bracket = pattern
         part = s.iloc[rows]
         step = part.str.replace(bracket, "", regex=True).str.replace(_BRACKET_CHARS, "", regex=True)
         step = _keep_nonempty(step.str.replace(prefix, "", regex=True), step)
         step = _keep_nonempty(step.str.replace(_SUFFIX, r"\1", regex=True), step)
-        out[rows] = _keep_nonempty(step, part).to_numpy(dtype=object)
+        return _keep_nonempty(step, part).to_numpy(dtype=object)
+
+    # Arrow runs the regular expressions without the GIL: big inputs use two threads
+    # (each group's rows are written by position, so the keys do not depend on the threads)
+    threads = 2 if len(s) >= _THREAD_MIN_ROWS and len(jobs) > 1 else 1
+    with ThreadPoolExecutor(threads, thread_name_prefix="mujun-names") as pool:
+        for (rows, _), keys in zip(jobs, pool.map(lambda job: strip_places(*job), jobs)):
+            out[rows] = keys
     return out
