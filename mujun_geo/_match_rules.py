@@ -8,7 +8,9 @@ the points.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -408,21 +410,53 @@ class ParcelIndex:
 
         Sorted by point, then parcel. A tree over the points queried with the parcels
         (``covers``) finds the same pairs as the parcel tree queried with the points
-        (``covered_by``) in half the time: there are fewer points than parcels.
+        (``covered_by``) in half the time: there are fewer points than parcels. The parcels
+        are queried in blocks on two threads (GEOS releases the GIL).
         """
         pts = np.asarray(pts, dtype=object)
         if not len(pts):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        pj, i = STRtree(pts).query(self.geoms, predicate="covers")
+        tree = STRtree(pts)
+        pj, i = _blockwise(lambda g: tree.query(g, predicate="covers"), tree, self.geoms)
         order = np.lexsort((pj, i))
         return i[order], pj[order]
 
     def nearest(self, pts: np.ndarray, max_distance: float | None) -> tuple:
         """Nearest industrial parcels, ties included: (point position, parcel position, m)."""
-        q, dist = self._tree.query_nearest(
-            pts, max_distance=max_distance, return_distance=True, all_matches=True
+        q0, q1, dist = _blockwise(
+            lambda g: self._tree.query_nearest(
+                g, max_distance=max_distance, return_distance=True, all_matches=True
+            ),
+            self._tree,
+            np.asarray(pts, dtype=object),
+            with_distance=True,
         )
-        return q[0], self._ind[q[1]], dist
+        return q0, self._ind[q1], dist
+
+
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+_THREAD_MIN = 20_000  # below this many query geometries, one thread
+
+
+def _blockwise(query, tree: STRtree, geoms: np.ndarray, *, with_distance: bool = False) -> tuple:
+    """``query(geoms)`` of an STRtree in contiguous blocks on threads; same pairs, same order.
+
+    ``query`` returns ``(query positions, tree positions)`` or, `with_distance`,
+    ``((query positions, tree positions), distances)``; block offsets are added back.
+    """
+    n = len(geoms)
+    if _THREADS < 2 or n < _THREAD_MIN:
+        parts, bounds = [query(geoms)], [0]
+    else:
+        tree.query(geoms[:1])  # GEOS builds the tree on first use: before the threads share it
+        bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+        with ThreadPoolExecutor(_THREADS, thread_name_prefix="mujun-strtree") as pool:
+            parts = list(pool.map(lambda ij: query(geoms[ij[0] : ij[1]]), zip(bounds, bounds[1:])))
+    if with_distance:
+        q0 = np.concatenate([p[0][0] + b for p, b in zip(parts, bounds)])
+        return q0, np.concatenate([p[0][1] for p in parts]), np.concatenate([p[1] for p in parts])
+    q0 = np.concatenate([p[0] + b for p, b in zip(parts, bounds)])
+    return q0, np.concatenate([p[1] for p in parts])
 
 
 # ---------------------------------------------------------------------------------------------

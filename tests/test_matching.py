@@ -879,6 +879,37 @@ def test_covering_equals_the_parcel_tree_query():
     assert [a.tolist() for a in ParcelIndex(p, info).covering(points(np.empty((0, 2))))] == [[], []]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
+    # the STRtree queries run in blocks on threads above a size; force that on a small layer
+    # and compare with the parcels' own tree queried in one go
+    import shapely
+    from shapely import points
+
+    from mujun_geo import _match_rules as R
+
+    monkeypatch.setattr(R, "_THREADS", threads)
+    monkeypatch.setattr(R, "_THREAD_MIN", 1)
+    rng = np.random.default_rng(11)
+    geoms = [sq(x, y, 90, 90) for x in range(0, 1000, 100) for y in range(0, 1000, 100)]
+    p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
+    info = pd.DataFrame({"industrial": [k % 3 > 0 for k in range(len(geoms))], "has_geom": True})
+    pts = points(rng.uniform(-100, 1100, (2000, 2)) + [X0, Y0])
+    index = R.ParcelIndex(p, info)
+    i, pj = index.covering(pts)
+    q = p.sindex.query(pts, predicate="covered_by")
+    order = np.lexsort((q[1], q[0]))
+    assert i.tolist() == q[0][order].tolist() and pj.tolist() == q[1][order].tolist()
+    assert len(i) > 1000  # most points lie in a parcel (81 % of the area)
+    fi, pj, d = index.nearest(pts, 30.0)
+    ind = np.flatnonzero(info["industrial"])
+    ref = shapely.STRtree(np.asarray(geoms, dtype=object)[ind]).query_nearest(
+        pts, max_distance=30.0, return_distance=True, all_matches=True
+    )
+    assert fi.tolist() == ref[0][0].tolist() and pj.tolist() == ind[ref[0][1]].tolist()
+    assert np.array_equal(d, ref[1]) and (d <= 30.0).all() and len(d) > 100
+
+
 def test_join_groups_equals_str_join():
     from mujun_geo._match_rules import join_groups
 
