@@ -446,7 +446,7 @@ def _blockwise(query, tree: STRtree, geoms: np.ndarray, *, with_distance: bool =
     """
     n = len(geoms)
     if _THREADS < 2 or n < _THREAD_MIN:
-        parts, bounds = [query(geoms)], [0]
+        parts, bounds = [query(geoms)], np.zeros(1, dtype=int)
     else:
         tree.query(geoms[:1])  # GEOS builds the tree on first use: before the threads share it
         bounds = np.linspace(0, n, _THREADS + 1).astype(int)

@@ -229,10 +229,26 @@ def _county_of_points(points: gpd.GeoSeries, counties: gpd.GeoDataFrame) -> pd.S
     return pd.Series(codes, index=points.index, name="region_code")
 
 
+def input_digests(settings: RunSettings) -> dict[str, str]:
+    """SHA-256 of every input file of ``settings`` (database tables have none), by path."""
+    files = [path for _, path in sorted(settings.inputs.items()) if not io.is_db_table(path)]
+    # hashlib and file reads release the GIL: hash the input files two at a time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(map(str, files), pool.map(file_sha256, files)))
+
+
 def run_info(
-    settings: RunSettings, *, started: datetime, finished: datetime, timings: dict[str, float]
+    settings: RunSettings,
+    *,
+    started: datetime,
+    finished: datetime,
+    timings: dict[str, float],
+    digests: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """The ``run_info`` table: version, settings as YAML, input files with SHA-256, times."""
+    """The ``run_info`` table: version, settings as YAML, input files with SHA-256, times.
+
+    ``digests`` are the files' SHA-256 by path (:func:`input_digests`); None hashes them now.
+    """
     rows = [
         ("version", __version__),
         ("config_yaml", settings.to_yaml()),
@@ -243,10 +259,7 @@ def run_info(
         ("finished", finished.isoformat(timespec="seconds")),
     ]
     inputs = sorted(settings.inputs.items())
-    files = [path for _, path in inputs if not io.is_db_table(path)]
-    # hashlib and file reads release the GIL: hash the input files two at a time
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        digest = dict(zip(map(str, files), pool.map(file_sha256, files)))
+    digest = input_digests(settings) if digests is None else digests
     for name, path in inputs:
         if io.is_db_table(path):
             from .db import mask_dsn
@@ -323,22 +336,29 @@ def run(
         check_salt(settings.output.get("salt") or os.environ.get("MUJUN_SALT", ""))
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    data = ingest(settings, progress=say)
-    timings["ingest"] = time.perf_counter() - t0
-    problems = data.problems
-    if problems.has_errors:
-        msg = "the inputs have blocking problems; run `mujun-geo validate` to list them"
-        raise MujunGeoError(msg)
-    from .stages import run_stages
+    with ThreadPoolExecutor(1, thread_name_prefix="mujun-hash") as pool:
+        # the inputs are hashed (for run_info) while they are read: the files as used
+        digests = pool.submit(input_digests, settings)
+        t0 = time.perf_counter()
+        data = ingest(settings, progress=say)
+        timings["ingest"] = time.perf_counter() - t0
+        problems = data.problems
+        if problems.has_errors:
+            msg = "the inputs have blocking problems; run `mujun-geo validate` to list them"
+            raise MujunGeoError(msg)
+        from .stages import run_stages
 
-    layers = run_stages(data, progress=say, timings=timings, until=until)
-    rejects = problems.rejects()
-    layers["rejects"] = rejects
-    layers["problems"] = problems.frame()
-    layers["run_info"] = run_info(
-        settings, started=started, finished=datetime.now(timezone.utc), timings=timings
-    )
+        layers = run_stages(data, progress=say, timings=timings, until=until)
+        rejects = problems.rejects()
+        layers["rejects"] = rejects
+        layers["problems"] = problems.frame()
+        layers["run_info"] = run_info(
+            settings,
+            started=started,
+            finished=datetime.now(timezone.utc),
+            timings=timings,
+            digests=digests.result(),
+        )
     if settings.output.get("pseudonymise"):
         from .privacy import pseudonymise
 
