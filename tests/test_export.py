@@ -223,3 +223,131 @@ def test_layer_kinds_from_geometry_types():
     assert not _has_mixed_polygons(layer([poly, poly])) and not _has_mixed_polygons(
         layer([poly, multi, Point(0, 0)])
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The Arrow tables handed to GDAL, the temporary file's SQLite settings
+# ---------------------------------------------------------------------------------------
+def _pyogrio_arrow_call(monkeypatch, data, **kwargs):
+    """The table and layer settings pyogrio.write_dataframe(use_arrow=True) hands to GDAL."""
+    import pyogrio.raw
+
+    from mujun_geo.export import _GPKG_OPTIONS
+
+    seen = {}
+
+    def capture(table, path, **kw):
+        seen.update(kw, table=table)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pyogrio.raw, "write_arrow", capture)
+        pyogrio.write_dataframe(
+            data, "unused.gpkg", layer="x", driver="GPKG", use_arrow=True, **kwargs, **_GPKG_OPTIONS
+        )
+    return seen
+
+
+def test_arrow_layer_is_the_table_pyogrio_builds(monkeypatch, layers):
+    from mujun_geo.export import _arrow_layer, _has_mixed_polygons, prepare_for_gpkg
+
+    regions = gpd.GeoDataFrame(
+        {"name": pd.Series(["甲", None], dtype="str"), "n": pd.array([1, None], dtype="Int64")},
+        geometry=[box(0, 0, 1, 1).union(box(2, 2, 3, 3)), None],
+        crs=4549,
+    )
+    table = pd.DataFrame(
+        {
+            "flag": pd.array([True, None], dtype="boolean"),
+            "empty": pd.Series([None, None], dtype=object),
+            "ok": [True, False],
+            "when": pd.to_datetime(["2024-01-01", None]),
+        }
+    )
+    frames = {**layers, "regions": regions, "table": table, "no_rows": layers["rejects"].iloc[:0]}
+    for name, frame in frames.items():
+        data = prepare_for_gpkg(frame, arrow=True)
+        kwargs = {}
+        if isinstance(data, gpd.GeoDataFrame):
+            kwargs["promote_to_multi"] = _has_mixed_polygons(data)
+        expected = _pyogrio_arrow_call(monkeypatch, data, **kwargs)
+        ours = _arrow_layer(data)
+        assert ours is not None, name
+        assert ours.table.equals(expected["table"], check_metadata=True), name
+        assert ours.table.schema.equals(expected["table"].schema, check_metadata=True), name
+        assert (ours.geometry_name, ours.geometry_type, ours.crs) == (
+            expected["geometry_name"],
+            expected["geometry_type"],
+            expected["crs"],
+        ), name
+    # the mixed layer was promoted on a copy: the caller's polygons are still polygons
+    assert layers["parcels"].geometry.geom_type.tolist() == ["Polygon", "MultiPolygon", "Polygon"]
+
+
+def test_unusual_layers_are_left_to_pyogrio(tmp_path):
+    from shapely import LineString
+
+    from mujun_geo.export import _arrow_layer
+
+    point_z = gpd.GeoDataFrame({"a": [1]}, geometry=[Point(0, 0, 5)], crs=4549)
+    mixed = gpd.GeoDataFrame({"a": [1, 2]}, geometry=[Point(0, 0), box(0, 0, 1, 1)], crs=4549)
+    lines = gpd.GeoDataFrame({"a": [1]}, geometry=[LineString([(0, 0), (1, 1)])], crs=4549)
+    no_rows = gpd.GeoDataFrame({"a": pd.Series(dtype="int64")}, geometry=[], crs=4549)
+    for frame in (point_z, mixed, no_rows):
+        assert _arrow_layer(frame) is None
+    assert _arrow_layer(lines).geometry_type == "LineString"
+    path = write_geopackage(
+        {"z": point_z, "mixed": mixed, "lines": lines, "no_rows": no_rows}, tmp_path / "u.gpkg"
+    )
+    assert dict(pyogrio.list_layers(path)) == {
+        "z": "Point Z",
+        "mixed": "Unknown",
+        "lines": "LineString",
+        "no_rows": "Unknown",
+    }
+    assert gpd.read_file(path, layer="z").geometry.z.tolist() == [5.0]
+
+
+def test_sqlite_settings_only_while_writing_and_file_flushed_before_rename(
+    tmp_path, monkeypatch, layers
+):
+    from mujun_geo import export
+
+    seen = []
+    real_write_arrow = export.write_arrow
+
+    def write_arrow(*args, **kwargs):
+        seen.append(
+            (
+                pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS"),
+                pyogrio.get_gdal_config_option("OGR_SQLITE_JOURNAL"),
+            )
+        )
+        return real_write_arrow(*args, **kwargs)
+
+    flushed = []
+    monkeypatch.setattr(export, "write_arrow", write_arrow)
+    monkeypatch.setattr(export, "_fsync", lambda p: flushed.append((p, p.exists())))
+    pyogrio.set_gdal_config_options({"OGR_SQLITE_JOURNAL": "DELETE"})
+    try:
+        path = write_geopackage(layers, tmp_path / "c.gpkg")
+        assert seen and set(seen) == {(False, "MEMORY")}  # OFF reads back as False
+        assert flushed == [(export.atomic_path(path), True)]  # the temp file, before the rename
+        assert pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS") is None
+        assert pyogrio.get_gdal_config_option("OGR_SQLITE_JOURNAL") == "DELETE"
+
+        def boom(*args, **kwargs):
+            raise RuntimeError("disk full")
+
+        monkeypatch.setattr(export, "write_arrow", boom)
+        with pytest.raises(RuntimeError, match="disk full"):
+            write_geopackage(layers, path, overwrite=True)
+        assert pyogrio.get_gdal_config_option("OGR_SQLITE_SYNCHRONOUS") is None
+        assert pyogrio.get_gdal_config_option("OGR_SQLITE_JOURNAL") == "DELETE"
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_SQLITE_JOURNAL": None})
+    # a file written with these settings is a normal GeoPackage for SQLite and GDAL
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert con.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    con.close()
+    assert len(gpd.read_file(path, layer="parcels")) == 3
