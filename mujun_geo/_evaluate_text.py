@@ -18,13 +18,26 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas.api.extensions import ExtensionArray
 
+from ._evaluate_units import codes_of, dense_codes
 from .scoring_config import CLASS_LABELS, DEFAULT_EXEMPT, EvalConfig, IndicatorSpec
 
 if TYPE_CHECKING:
     from .evaluate import _Run
 
-__all__ = ["band", "column_label", "explain_text", "fmt", "unit_note", "unit_notes"]
+__all__ = [
+    "band",
+    "column_label",
+    "explain_text",
+    "fmt",
+    "large_strings",
+    "note_parts",
+    "unit_note",
+    "unit_notes",
+]
 
 GRADES = ("A", "B", "C", "D")
 #: Canonical input column → (Chinese name, unit).
@@ -137,38 +150,188 @@ def unit_note(u: Mapping[str, Any], cfg: EvalConfig, bounds: dict[str, dict[str,
     return "；".join(parts)
 
 
-def _join(parts: list[np.ndarray], sep: str) -> np.ndarray:
-    """Join object arrays of text element-wise with ``sep``, skipping ``""`` (absent) parts."""
-    out = parts[0]
-    for p in parts[1:]:
-        present = p != ""
-        if not present.any():
-            continue
-        out = np.where(present, np.where(out == "", p, out + sep + p), out)
-    return out
+def _truth(s: pd.Series) -> np.ndarray:
+    """``bool(v)`` of every value of a column, as :func:`unit_note` reads it."""
+    dtype = s.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "b":
+        return s.to_numpy()
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return s.to_numpy() != 0  # NaN is true, as bool(nan)
+    if isinstance(dtype, pd.StringDtype) and dtype.na_value is not pd.NA:
+        return (s != "").to_numpy(dtype=bool)  # missing (NaN) is true, as bool(nan)
+    return np.array([bool(v) for v in s.to_numpy(dtype=object)], dtype=bool)
 
 
 def _flag(units: pd.DataFrame, col: str, idx: np.ndarray, default: Any) -> np.ndarray:
     """``bool(u.get(col, default))`` for the unit rows ``idx``, as :func:`unit_note` reads it."""
     if col not in units:
         return np.full(idx.size, bool(default))
-    return np.array([bool(v) for v in units[col].to_numpy(dtype=object)[idx]], dtype=bool)
+    return _truth(units[col])[idx]
 
 
-def _labels(flags: list[tuple[np.ndarray, str]], n: int, sep: str) -> np.ndarray:
-    """Per row, ``sep``-joined labels of the true flags (``""`` when none)."""
-    parts = [np.where(f, label, "").astype(object) for f, label in flags]
-    return _join(parts, sep) if parts else np.full(n, "", dtype=object)
+def _append(out: np.ndarray, at: np.ndarray, part: Any, sep: str = "；") -> None:
+    """Append ``sep`` + ``part`` (one string or one per position) to ``out[at]``."""
+    if at.size:
+        out[at] = (
+            out[at] + sep + (part if isinstance(part, str) else np.asarray(part, dtype=object))
+        )
+
+
+def _texts(units: pd.DataFrame, col: str, rows: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Codes of ``units[col]`` at ``rows`` and the ``f"{value}"`` text of each code."""
+    codes, names = codes_of(units[col])
+    codes = codes[rows]
+    if (codes < 0).any():  # missing values: code their text as f-strings show it
+        codes, names = pd.factorize(
+            np.array([f"{v}" for v in units[col].to_numpy(dtype=object)[rows]], dtype=object)
+        )
+    return codes, [f"{v}" for v in names]
+
+
+def large_strings(values: Any) -> pa.Array:
+    """Arrow ``large_string`` array (the storage of pandas ``str`` columns) of Python strings."""
+    return pa.array(values, type=pa.large_string())
+
+
+_large = large_strings
+
+
+def _evaluated_notes(
+    units: pd.DataFrame,
+    cfg: EvalConfig,
+    bounds: dict[str, dict[str, Any]],
+    idx: np.ndarray,
+    notes: np.ndarray,
+) -> tuple[np.ndarray, pa.Array]:
+    """Notes of the evaluable units ``idx``: parts joined by ``；``, absent parts skipped.
+
+    The 集团/宗地 part, when present, and the class + score + place part always lead;
+    the parts that concern few units (veto, exemption, backfill, 升降档, review) follow.
+    Vetoed units' notes are written to ``notes``. Returns the ranked units and their
+    notes as Arrow strings: Python formats each distinct fixed piece once and each score,
+    and Arrow joins the pieces.
+    """
+    n = len(units)
+    size = units["size"].to_numpy()[idx]
+    big = np.asarray(size > 1, dtype=bool)
+    grouped = _flag(units, "grouped", idx, False)
+    # head = 集团/宗地 part + class label + "，得分 ": few distinct texts, formatted once each
+    ccode, cnames = _texts(units, "clabel", idx)
+    lead = np.where(big, 2 * size.astype(np.int64) + grouped, 0)
+    hinv, hfirst = dense_codes(lead * len(cnames) + ccode)
+    heads = [
+        (
+            f"{'集团评价' if grouped[i] else '宗地评价'}（{int(size[i])}家企业合并计算、共享评价结果）；"
+            if big[i]
+            else ""
+        )
+        + f"{cnames[ccode[i]]}，得分 "
+        for i in hfirst
+    ]
+    score = units["score"].to_numpy(dtype=float)[idx]
+    vetoed = _flag(units, "veto", idx, "")
+    r = np.flatnonzero(~vetoed)
+    rows = idx[r]
+    # STEP 1: the parts few units have, in their order: exemption, backfill, 升降档, review
+    tail = np.full(n, "", dtype=object)
+    freed = _flag(units, "exempt_freed", rows, False)
+    if freed.any():
+        at = rows[freed]
+        flags = [
+            (_flag(units, c, at, False), FLAG_LABELS.get(c, c)) for c in cfg.grading.exempt_from_d
+        ]
+        labels = [
+            "、".join(label for f, label in flags if f[i]) or "豁免企业" for i in range(at.size)
+        ]
+        _append(tail, at, ["属" + x + "，不评为D类，定为C类" for x in labels])
+    _append(tail, rows[_flag(units, "backfilled", rows, False)], "豁免企业让出D类名额，递补为D类")
+    flags = [
+        (_flag(units, a.column, rows, None), f"{a.label}（{a.column}，{abs(a.steps)}档）")
+        for a in cfg.grading.adjustments
+    ]
+    if flags:
+        moved = np.flatnonzero(np.logical_or.reduce([f for f, _ in flags]))
+        pre = units["pre_adjust"].to_numpy(dtype=object)[rows[moved]]
+        post = units["grade"].to_numpy(dtype=object)[rows[moved]]
+        _append(
+            tail,
+            rows[moved],
+            [
+                "、".join(label for f, label in flags if f[i]) + f"：{p}类→{g}类"
+                for i, p, g in zip(moved.tolist(), pre, post)
+            ],
+        )
+    flagged = idx[_flag(units, "review_notes", idx, "")]  # vetoed units too
+    review = units["review_notes"].to_numpy(dtype=object)[flagged]
+    _append(tail, flagged, ["需人工核实：" + str(x).rstrip("；") for x in review])
+    # STEP 2: vetoed units: not ranked, D
+    v = np.flatnonzero(vetoed)
+    if v.size:
+        veto = units["veto"].to_numpy(dtype=object)[idx[v]]
+        notes[idx[v]] = [
+            f"{heads[h]}{s:.2f}，不参与排名；一票否决：{w}，列为D类{t}"
+            for h, s, w, t in zip(hinv[v], score[v].tolist(), veto, tail[idx[v]])
+        ]
+    # STEP 3: ranked units: rank, quota grade and its band, then the tail
+    gcode, gnames = _texts(units, "group", rows)
+    qcode, qnames = _texts(units, "quota_grade", rows)
+    qinv, qfirst = dense_codes(gcode.astype(np.int64) * max(len(qnames), 1) + qcode)
+    places = [
+        f"名，{q}类（{band(q, bounds[g]['quotas'])}）"
+        for g, q in ((gnames[gcode[i]], qnames[qcode[i]]) for i in qfirst)
+    ]
+    rank = units["rank"].to_numpy(dtype=float)[rows].astype(np.int64)
+    size_ = units["n"].to_numpy(dtype=float)[rows].astype(np.int64)
+    parts = [
+        _large(heads).take(hinv[r]),
+        _large(list(map("{:.2f}".format, score[r].tolist()))),
+        pa.scalar("，组内第", type=pa.large_string()),
+        pc.cast(pa.array(rank), pa.large_string()),  # int → decimal text, as f"{int}"
+        pa.scalar("/", type=pa.large_string()),
+        pc.cast(pa.array(size_), pa.large_string()),
+        _large(places).take(qinv),
+    ]
+    if (tail[rows] != "").any():
+        parts.append(_large(tail[rows]))
+    return rows, pc.binary_join_element_wise(*parts, pa.scalar("", type=pa.large_string()))
+
+
+def note_parts(
+    units: pd.DataFrame, cfg: EvalConfig, bounds: dict[str, dict[str, Any]]
+) -> tuple[pa.Array, np.ndarray]:
+    """``grade_note`` of every unit as Arrow strings ``texts`` and each unit's position in it.
+
+    ``texts.take(pos)`` are the notes in unit order (:func:`unit_notes`); a caller that
+    broadcasts them to firms takes once, from ``texts`` straight to the firm rows.
+    """
+    n = len(units)
+    ev = _truth(units["evaluable"])
+    notes = np.full(n, "", dtype=object)
+    rest = np.flatnonzero(~ev)
+    notes[rest] = [str(v) for v in units["reason"].to_numpy(dtype=object)[rest]]
+    idx = np.flatnonzero(ev)
+    rows, text = _evaluated_notes(units, cfg, bounds, idx, notes) if idx.size else (idx, None)
+    # Python-built notes first, then the ranked units' Arrow-built ones
+    ranked = np.zeros(n, dtype=bool)
+    ranked[rows] = True
+    others = np.flatnonzero(~ranked)
+    pos = np.empty(n, dtype=np.intp)
+    pos[others] = np.arange(others.size)
+    pos[rows] = others.size + np.arange(rows.size)
+    texts = _large(notes[others])
+    if text is not None:
+        texts = pa.concat_arrays([texts, text])
+    return texts, pos
 
 
 def unit_notes(
     units: pd.DataFrame, cfg: EvalConfig, bounds: dict[str, dict[str, Any]]
-) -> np.ndarray:
+) -> ExtensionArray:
     """``grade_note`` of every unit, vectorised: equal to :func:`unit_note` row by row.
 
-    Reads only the columns the note needs (no per-unit dicts); Python runs once per
-    distinct (group, grade) pair for the percentile band and per value only to format
-    numbers.
+    Reads only the columns the note needs (no per-unit dicts); Python formats each
+    distinct fixed piece once and each unit's score, and Arrow joins the pieces. Returns a
+    ``str`` array.
 
     Examples
     --------
@@ -185,84 +348,8 @@ def unit_notes(
     宗地评价（2家企业合并计算、共享评价结果）；规下工业，得分 81.23，组内第1/4名，A类（前25%）
     无用地
     """
-    col = {c: units[c].to_numpy(dtype=object) for c in ("evaluable", "reason")}
-    notes = np.array([str(v) for v in col["reason"]], dtype=object)
-    idx = np.flatnonzero([bool(v) for v in col["evaluable"]])
-    if not idx.size:
-        return notes
-    m = idx.size
-
-    cache: dict[str, np.ndarray] = {}
-
-    def get(c: str) -> np.ndarray:
-        if c not in cache:
-            cache[c] = units[c].to_numpy(dtype=object)[idx]
-        return cache[c]
-
-    # STEP 1: 集团/宗地评价 and the class + score head
-    size = get("size")
-    big = np.array([v > 1 for v in size], dtype=bool)
-    unit_part = np.full(m, "", dtype=object)
-    if big.any():
-        kind = np.where(_flag(units, "grouped", idx[big], False), "集团评价", "宗地评价")
-        unit_part[big] = [
-            f"{k}（{int(s)}家企业合并计算、共享评价结果）" for k, s in zip(kind, size[big])
-        ]
-    head = np.array(
-        [f"{c}，得分 {s:.2f}" for c, s in zip(get("clabel"), get("score"))], dtype=object
-    )
-    veto = get("veto")
-    vetoed = np.array([bool(v) for v in veto], dtype=bool)
-    ranked = ~vetoed
-    # STEP 2: vetoed units: not ranked, D
-    place = np.full(m, "", dtype=object)
-    veto_part = np.full(m, "", dtype=object)
-    if vetoed.any():
-        place[vetoed] = head[vetoed] + "，不参与排名"
-        veto_part[vetoed] = [f"一票否决：{v}，列为D类" for v in veto[vetoed]]
-    # STEP 3: ranked units: rank, quota grade and its band, exemption, backfill, 升降档
-    exempt_part = np.full(m, "", dtype=object)
-    backfill_part = np.full(m, "", dtype=object)
-    adjust_part = np.full(m, "", dtype=object)
-    if ranked.any():
-        r = np.flatnonzero(ranked)
-        group, qg = get("group")[r], get("quota_grade")[r]
-        bands = {(g, q): band(q, bounds[g]["quotas"]) for g, q in dict.fromkeys(zip(group, qg))}
-        place[r] = [
-            f"{h}，组内第{int(k)}/{int(t)}名，{q}类（{bands[g, q]}）"
-            for h, k, t, g, q in zip(head[r], get("rank")[r], get("n")[r], group, qg)
-        ]
-        rows = idx[r]
-        freed = _flag(units, "exempt_freed", rows, False)
-        if freed.any():
-            flags = [
-                (_flag(units, c, rows[freed], False), FLAG_LABELS.get(c, c))
-                for c in cfg.grading.exempt_from_d
-            ]
-            label = _labels(flags, int(freed.sum()), "、")
-            label = np.where(label == "", "豁免企业", label)
-            exempt_part[r[freed]] = "属" + label + "，不评为D类，定为C类"
-        backfill_part[r[_flag(units, "backfilled", rows, False)]] = "豁免企业让出D类名额，递补为D类"
-        flags = [
-            (_flag(units, a.column, rows, None), f"{a.label}（{a.column}，{abs(a.steps)}档）")
-            for a in cfg.grading.adjustments
-        ]
-        adj = _labels(flags, r.size, "、")
-        has = adj != ""
-        if has.any():
-            adjust_part[r[has]] = [
-                f"{a}：{p}类→{g}类"
-                for a, p, g in zip(adj[has], get("pre_adjust")[r[has]], get("grade")[r[has]])
-            ]
-    # STEP 4: review notes
-    review = get("review_notes")
-    review_part = np.full(m, "", dtype=object)
-    flagged = np.array([bool(v) for v in review], dtype=bool)
-    if flagged.any():
-        review_part[flagged] = ["需人工核实：" + str(v).rstrip("；") for v in review[flagged]]
-    parts = [unit_part, place, veto_part, exempt_part, backfill_part, adjust_part, review_part]
-    notes[idx] = _join(parts, "；")
-    return notes
+    texts, pos = note_parts(units, cfg, bounds)
+    return pd.array(texts.take(pa.array(pos)), dtype="str")
 
 
 def _benchmark_text(info: dict[str, Any], pop: str) -> str:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import yaml
 
 __all__ = [
@@ -133,6 +134,23 @@ class BonusRule:
         if self.max is not None:
             pts = math.copysign(min(abs(pts), self.max), pts)
         return float(pts)
+
+    def points_array(self, n: np.ndarray) -> np.ndarray:
+        """:meth:`points` of every count in ``n`` at once (same float arithmetic).
+
+        Examples
+        --------
+        >>> rule = BonusRule("规下出租", "n_tenants", per_unit=-5, first_unit=-10, max=12)
+        >>> rule.points_array(np.array([0.0, 1.0, 2.0, 3.0])).tolist()
+        [0.0, -10.0, -12.0, -12.0]
+        """
+        n = np.asarray(n, dtype=float)
+        first = self.per_unit if self.first_unit is None else self.first_unit
+        pts = first + self.per_unit * (n - self.free_units - 1)
+        if self.max is not None:
+            # np.minimum, like min(), keeps a NaN first argument
+            pts = np.copysign(np.minimum(np.abs(pts), self.max), pts)
+        return np.where(n > self.free_units, pts, 0.0)
 
 
 @dataclass(frozen=True)

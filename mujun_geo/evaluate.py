@@ -72,11 +72,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ._errors import DataWarning, MujunGeoError, SchemaError
 from ._evaluate_score import grade, score, values
-from ._evaluate_text import explain_text, unit_notes
-from ._evaluate_units import build_units, classify, prefix_match, text, truthy
+from ._evaluate_text import explain_text, large_strings, note_parts
+from ._evaluate_units import (
+    CLASS_BY_CODE,
+    build_units,
+    categorical,
+    class_codes,
+    classify,
+    codes_of,
+    dense_codes,
+    prefix_match,
+    strings,
+    text,
+    truthy,
+)
 from .scoring_config import (
     CLASS_LABELS,
     EvalConfig,
@@ -163,7 +176,7 @@ def _missing_msg(cfg: EvalConfig, missing: Sequence[str]) -> str:
     )
 
 
-def _check_columns(enterprises: pd.DataFrame, cfg: EvalConfig, classes: np.ndarray) -> None:
+def _check_columns(enterprises: pd.DataFrame, cfg: EvalConfig, classes: Sequence[str]) -> None:
     """Raise if an indicator of a class that some firm belongs to uses an absent column."""
     cols = set(enterprises.columns)
     em = cfg.settings.emission_columns
@@ -199,6 +212,7 @@ def _prepare(enterprises: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
     src = enterprises  # every column is read with .to_numpy(): positions, not labels
     n = len(src)
     df = pd.DataFrame(index=pd.RangeIndex(n))
+    blank = None
     for c in (
         "credit_code",
         "name",
@@ -210,8 +224,16 @@ def _prepare(enterprises: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
         "group_code",
         "veto",
     ):
-        df[c] = text(src[c]) if c in src else np.full(n, "", dtype=object)
-    df["scale"] = [_SCALE.get(v.lower(), "") for v in text(src["scale"])]
+        if c in src:
+            df[c] = strings(src[c])
+        else:
+            if blank is None:
+                blank = pd.array(np.full(n, "", dtype=object), dtype="str")
+            df[c] = blank.copy()
+    # scale words are few: map each distinct one
+    codes, words = pd.factorize(strings(src["scale"]))
+    scale = np.array([_SCALE.get(v.lower(), "") for v in words], dtype=object)
+    df["scale"] = pd.array(scale, dtype="str").take(codes)
     flag_cols = {"newly_scaled", "utility", *cfg.grading.exempt_from_d}
     flag_cols |= {a.column for a in cfg.grading.adjustments}
     for c in flag_cols:
@@ -240,45 +262,92 @@ def _prepare(enterprises: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
 # STEP 5: run every step and broadcast unit results to the input rows
 
 
+def _group_labels(
+    parts: Sequence[tuple[np.ndarray, Sequence[str]]], sep: str, n: int
+) -> pd.Categorical:
+    """Per unit, the ``sep``-joined names of its part codes, as a categorical.
+
+    Strings are built once per distinct combination; equal strings from different
+    combinations share one category.
+    """
+    if not parts:
+        return categorical(np.zeros(n, dtype=np.intp), ["全部"])
+    key = np.zeros(n, dtype=np.int64)
+    for codes, names in parts:
+        key = key * max(len(names), 1) + codes
+    inv, first = dense_codes(key)
+    joined = [sep.join(str(names[codes[i]]) for codes, names in parts) for i in first]
+    canon, cats = pd.factorize(np.array(joined, dtype=object))
+    return categorical(canon[inv], list(cats))
+
+
 def _run(enterprises: pd.DataFrame, cfg: EvalConfig) -> _Run:
     df = _prepare(enterprises, cfg)
-    cls, reason = classify(df, cfg)
-    _check_columns(enterprises, cfg, cls[reason == ""])
-    labels, units = build_units(df, cfg, cls, reason)
-    absent = (units["reason"] == "").to_numpy() & ~units["cls"].isin(list(cfg.classes)).to_numpy()
-    units.loc[absent, "reason"] = [
-        f"本评价方案未设{CLASS_LABELS.get(c, c)}评价，不参与评价" for c in units.loc[absent, "cls"]
-    ]
-    values(units, cfg)
-    units["evaluable"] = (units["reason"] == "").to_numpy()
-    gb = cfg.grading
-    region = units["region_code"].replace("", "未知区划")
-    clabel = units["cls"].map(
-        lambda c: cfg.classes[c].label if c in cfg.classes else CLASS_LABELS.get(c, "")
+    service = (df["sector"].str.lower() == "service").to_numpy(dtype=bool)
+    prio, reason, eligible = classify(df, cfg, service)
+    _check_columns(
+        enterprises, cfg, [CLASS_BY_CODE[c] for c in pd.unique(class_codes(prio[eligible]))]
     )
-    igroup = pd.Series(gb.other_group, index=units.index, dtype=object)
-    for ig in reversed(gb.industry_groups):  # first listed group wins
-        igroup[prefix_match(units["industry_code"].to_numpy(), ig.industries)] = ig.name
-    units["igroup"] = igroup
+    labels, units = build_units(df, cfg, prio, reason, eligible, service)
+    cls_code = units["cls"].cat.codes.to_numpy()
+    configured = np.isin(cls_code, [CLASS_BY_CODE.index(c) for c in cfg.classes])
+    absent = (units["reason"] == "").to_numpy(dtype=bool) & ~configured
+    if absent.any():
+        why = units["reason"].to_numpy(dtype=object).copy()
+        for code in np.unique(cls_code[absent]):
+            c = CLASS_BY_CODE[code]
+            why[absent & (cls_code == code)] = (
+                f"本评价方案未设{CLASS_LABELS.get(c, c)}评价，不参与评价"
+            )
+        units["reason"] = pd.Series(why, index=units.index, dtype=object)
+    values(units, cfg)
+    units["evaluable"] = (units["reason"] == "").to_numpy(dtype=bool)
+    gb = cfg.grading
+    nunits = len(units)
+    region_code, regions = codes_of(units["region_code"])
+    region = (region_code, ["未知区划" if r == "" else r for r in regions])
+    clabels = [
+        cfg.classes[c].label if c in cfg.classes else CLASS_LABELS.get(c, "") for c in CLASS_BY_CODE
+    ]
+    clabel = (cls_code, clabels)
+    # industry groups of the distinct industry codes, then per unit
+    industry_code, industries = codes_of(units["industry_code"])
+    igroup_of = np.zeros(len(industries), dtype=np.intp)
+    for k, ig in reversed(list(enumerate(gb.industry_groups, 1))):  # first listed group wins
+        igroup_of[prefix_match(industries, ig.industries)] = k
+    igroup_code = igroup_of[industry_code]
+    igroup = (igroup_code, [gb.other_group, *(ig.name for ig in gb.industry_groups)])
+    units["igroup"] = _group_labels([igroup], "", nunits)
     parts = {"region_code": region, "eval_class": clabel, "industry_group": igroup}
-    if gb.group_by:
-        first, *rest = (parts[k].astype(str) for k in gb.group_by)
-        units["group"] = first.str.cat(rest, sep="/") if rest else first
-    else:
-        units["group"] = "全部"
+    units["group"] = _group_labels([parts[k] for k in gb.group_by], "/", nunits)
     scope = cfg.settings.benchmark_scope
-    units["pop"] = {"all": clabel, "region": region + "/" + clabel, "group": units["group"]}[scope]
-    units["clabel"] = clabel
+    if scope == "group":
+        units["pop"] = units["group"]
+    else:
+        units["pop"] = _group_labels(
+            [region, clabel] if scope == "region" else [clabel], "/", nunits
+        )
+    units["clabel"] = _group_labels([clabel], "", nunits)
     benchmarks = score(units, cfg)
-    for c in ("rank", "n"):
-        units[c] = np.nan
-    for c in ("quota_grade", "pre_adjust", "grade"):
-        units[c] = ""
-    units["exempt_freed"] = units["backfilled"] = False
     bounds = grade(units, cfg)
-    out = _assemble(enterprises.index, df, cfg, labels, units, bounds)
+    out = _assemble(enterprises.index, df, cfg, labels, units, bounds, service)
     out.attrs = {"benchmarks": benchmarks, "quota_bounds": bounds, "config": cfg.name}
     return _Run(cfg, df, labels, units, out, benchmarks, bounds)
+
+
+def _text_column(values: Any, n: int) -> Any:
+    """``str`` column as pandas infers it from Python strings (``object`` when empty)."""
+    return np.empty(0, dtype=object) if n == 0 else values
+
+
+def _take(cat: pd.Series, rows: np.ndarray, blank: np.ndarray | None = None) -> Any:
+    """Values of a categorical column at ``rows`` as a ``str`` array; ``""`` where ``blank``."""
+    codes, names = codes_of(cat)
+    table = pd.array(np.append(names, ""), dtype="str")
+    codes = codes[rows]
+    if blank is not None:
+        codes = np.where(blank, len(names), codes)
+    return _text_column(table.take(codes), rows.size)
 
 
 def _assemble(
@@ -288,51 +357,68 @@ def _assemble(
     labels: np.ndarray,
     units: pd.DataFrame,
     bounds: dict[str, dict[str, Any]],
+    service: np.ndarray,
 ) -> pd.DataFrame:
-    """Broadcast unit results to the input rows (same index as the input)."""
+    """Broadcast unit results to the input rows (same index as the input).
+
+    Units are numbered 0, 1, … (``units.index``), so a row's unit is also its position
+    in the unit table: every column is one take by ``labels``.
+    """
+    n = len(index)
     keys = dict.fromkeys([*STANDARD_INDICATORS, *cfg.indicators()])
-    cols = ["evaluable", "cls", "group", "pop", "credit_code", "size", "sum:land_mu", "bonus_total"]
-    cols += [c for k in keys for c in (f"v:{k}", f"s:{k}") if c in units]
-    cols += ["score", "rank", "n", "grade", "review_notes"]
-    # only the columns the output reads, broadcast by position
-    u = units[cols].take(units.index.get_indexer(labels)).reset_index(drop=True)
-    ev = u["evaluable"].to_numpy(dtype=bool)
-    out = pd.DataFrame(index=index)
-    out["evaluated"] = ev
-    out["eval_class"] = u["cls"].fillna("").to_numpy(dtype=object)
-    out["eval_group"] = np.where(ev, u["group"], "").astype(object)
-    out["benchmark_pop"] = np.where(ev, u["pop"], "").astype(object)
-    out["eval_unit_lead"] = u["credit_code"].to_numpy(dtype=object)
-    out["eval_unit_size"] = u["size"].to_numpy(dtype=int)
-    out["eval_land_mu"] = u["sum:land_mu"].to_numpy(dtype=float)
+    ev = units["evaluable"].to_numpy(dtype=bool)[labels]
+
+    def num(col: str) -> np.ndarray:
+        if col not in units:
+            return np.full(n, np.nan)
+        return units[col].to_numpy(dtype=float)[labels]
+
+    size = units["size"].to_numpy()[labels]
+    cls = units["cls"].cat.codes.to_numpy()[labels]
+    cols: dict[str, Any] = {
+        "evaluated": ev,
+        "eval_class": _take(units["cls"], labels),
+        "eval_group": _take(units["group"], labels, ~ev),
+        "benchmark_pop": _take(units["pop"], labels, ~ev),
+        "eval_unit_lead": _text_column(units["credit_code"].array.take(labels), n),
+        "eval_unit_size": size.astype(int),
+        "eval_land_mu": num("sum:land_mu"),
+    }
     for k in keys:
-        out[k] = u[f"v:{k}"].to_numpy(dtype=float) if f"v:{k}" in u else np.nan
+        cols[k] = num(f"v:{k}")
     for k in cfg.indicators():
-        out[f"score_{k}"] = u[f"s:{k}"].to_numpy(dtype=float) if f"s:{k}" in u else np.nan
-    out["bonus_penalty_points"] = np.where(ev, u["bonus_total"], np.nan)
-    out["score"] = u["score"].to_numpy(dtype=float)
-    out["rank"] = pd.array(u["rank"].to_numpy(dtype=float), dtype="Int64")
-    out["group_size"] = pd.array(u["n"].to_numpy(dtype=float), dtype="Int64")
-    out["grade"] = np.where(ev, u["grade"], "").astype(object)
-    # notes once per unit from the columns they read (no per-unit dicts), then per row
-    note = unit_notes(units, cfg, bounds)[units.index.get_indexer(labels)]
-    service = (df["sector"].str.lower() == "service").to_numpy() & (
-        u["cls"] != "service"
-    ).to_numpy()
-    pre = np.where(
-        ev & service & (u["size"].to_numpy() > 1),
-        "非工业企业，数据不计入合并评价，共享评价结果；",
-        "",
-    )
+        cols[f"score_{k}"] = num(f"s:{k}")
+    cols["bonus_penalty_points"] = np.where(ev, num("bonus_total"), np.nan)
+    cols["score"] = num("score")
+    cols["rank"] = pd.array(num("rank"), dtype="Int64")
+    cols["group_size"] = pd.array(num("n"), dtype="Int64")
+    cols["grade"] = _take(units["grade"], labels, ~ev)
+    # notes once per unit; per firm, the two prefixes (4 combinations) that few firms have
+    # are added to their (unit, prefix) pairs only; then one take from texts to rows
+    texts, pos = note_parts(units, cfg, bounds)
+    at = pos[labels]
+    shared = ev & service & (cls != CLASS_BY_CODE.index("service")) & (size > 1)
     newly = (
         df["newly_scaled"].to_numpy()
-        & (df["scale"] == "above").to_numpy()
-        & (u["cls"] == "below").to_numpy()
+        & (df["scale"] == "above").to_numpy(dtype=bool)
+        & (cls == CLASS_BY_CODE.index("below"))
     )
-    pre = np.where(newly, np.char.add(pre.astype(str), "新升规未满1年，按规下企业评价；"), pre)
-    out["grade_note"] = pre.astype(object) + note
-    out["review"] = ev & (u["review_notes"].fillna("") != "").to_numpy()
-    return out
+    code = 2 * shared + newly
+    sel = np.flatnonzero(code)
+    if sel.size:
+        newly_note = "新升规未满1年，按规下企业评价；"
+        shared_note = "非工业企业，数据不计入合并评价，共享评价结果；"
+        pre = ("", newly_note, shared_note, shared_note + newly_note)
+        inv, first = dense_codes(at[sel].astype(np.int64) * len(pre) + code[sel])
+        body = texts.take(pa.array(at[sel][first])).to_pylist()
+        extra = [pre[c] + b for c, b in zip(code[sel][first].tolist(), body)]
+        at[sel] = len(texts) + inv
+        texts = pa.concat_arrays([texts, large_strings(extra)])
+    note = pd.array(texts.take(pa.array(at)), dtype="str")
+    cols["grade_note"] = _text_column(note, n)
+    review = (units["review_notes"].fillna("") != "").to_numpy(dtype=bool)
+    cols["review"] = ev & review[labels]
+    return pd.DataFrame(cols, index=index, copy=False)  # every column is a fresh array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,9 +482,11 @@ def evaluate(
         raise TypeError(msg)
     cfg = load_config(config)
     run = _run(enterprises, cfg)
+    # counted on the unit table: a column of `out` would deep-copy its large attrs
+    evaluated = run.units["evaluable"].to_numpy(dtype=bool)[run.unit]
     logger.info(
         "evaluated %d of %d enterprises with config %s",
-        int(run.out["evaluated"].sum()),
+        int(evaluated.sum()),
         len(run.out),
         cfg.name,
     )

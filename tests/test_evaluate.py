@@ -695,6 +695,44 @@ def test_group_mode_lands_of_shared_parcels_counted_once():
     assert out["score"].tolist() == pytest.approx([100, 100, 100])
 
 
+def test_group_unit_over_three_parcels_sums_each_parcel_once():
+    # P on parcel A; S1, S2 (A and B) and S3 (C, twice) in P's group: four parcel keys, of
+    # which A and C are shared; the lands add once per parcel in parcel-key order
+    firms = frame(
+        dict(credit_code="P", scale="below", tax=90.0, land_mu=1.1, eval_unit="A"),
+        dict(credit_code="S1", scale="below", tax=10.0, land_mu=1.1, eval_unit="A", group_code="P"),
+        dict(credit_code="S2", scale="below", tax=20.0, land_mu=2.2, eval_unit="B", group_code="P"),
+        dict(credit_code="S3", scale="below", tax=30.0, land_mu=3.3, eval_unit="C", group_code="P"),
+        dict(credit_code="S4", scale="below", tax=40.0, land_mu=3.3, eval_unit="C", group_code="P"),
+        dict(credit_code="S5", scale="below", tax=50.0, land_mu=0.7, group_code="P"),
+    )
+    cfg = tax_config(10.0)
+    cfg["settings"]["group_mode"] = True
+    out = evaluate(firms, config=cfg)
+    assert out["eval_unit_size"].tolist() == [6] * 6
+    assert out["eval_land_mu"].tolist() == [1.1 + 2.2 + 3.3 + 0.7] * 6
+
+
+def test_text_columns_as_objects_or_arrow_strings_evaluate_alike():
+    firms = frame(
+        dict(credit_code="A", scale=" below", tax=40.0, land_mu=10.0, region_code="331003 "),
+        dict(credit_code="B", scale="规上", tax=30.0, land_mu=10.0, veto=" 无 "),
+        dict(credit_code="C", scale="BELOW", tax=20.0, land_mu=10.0, sector=" Service"),
+        dict(credit_code="D", scale=None, tax=10.0, land_mu=10.0, region_code=None),
+        dict(credit_code="E", scale="below", tax=5.0, land_mu=10.0, veto="环境违法"),
+    )
+    text = ["credit_code", "scale", "sector", "region_code", "veto", "group_code", "eval_unit"]
+    as_objects = firms.astype({c: object for c in text})
+    as_strings = firms.astype({c: "str" for c in text})
+    out = evaluate(as_objects, config=tax_config())
+    pd.testing.assert_frame_equal(out, evaluate(as_strings, config=tax_config()), check_exact=True)
+    # stripped and case-folded like any text: " below" and "BELOW" are 规下, " Service" a
+    # service firm, "331003 " the region of A and E, " 无 " no veto
+    assert out["eval_class"].tolist() == ["below", "above", "service", "", "below"]
+    assert out["eval_group"].tolist() == ["331003/规下工业", "", "", "", "331003/规下工业"]
+    assert out["grade"].tolist() == ["B", "", "", "", "D"]
+
+
 # --------------------------------------------------------------------------------------------
 # 加减分
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -256,3 +257,23 @@ def test_bonus_rule_points():
     # a capped bonus: +2 per patent, at most 5
     capped = BonusRule("专利", "patents", per_unit=2, max=5)
     assert [capped.points(n) for n in (1, 2, 3, 10)] == [2, 4, 5, 5]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        BonusRule("规上出租", "n_tenants", per_unit=-5, free_units=1),
+        BonusRule("规下出租", "n_tenants", per_unit=-5, first_unit=-10),
+        BonusRule("专利", "patents", per_unit=2, max=5),
+        BonusRule("零", "x", per_unit=0.0, first_unit=-0.5, free_units=0.5, max=0.25),
+    ],
+)
+def test_bonus_rule_points_array_equals_points(rule):
+    # the vectorised form used for whole unit tables gives the same floats as points()
+    counts = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 10.0, 1e9, np.inf, -1.0, np.nan])
+    with np.errstate(invalid="ignore"):  # 0 × inf
+        got = rule.points_array(counts)
+        want = np.array([rule.points(n) for n in counts])
+    assert got.dtype == float
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(want))
