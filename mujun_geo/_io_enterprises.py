@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 
 import geopandas as gpd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from . import coords as _coords
 from . import creditcode
@@ -22,9 +23,10 @@ from ._io_base import (
     _is_table,
     _map_text,
     _numbers,
+    _read_rows,
     _text,
+    _to_numeric,
     _with_rows,
-    read_table,
     source_name,
 )
 from ._validate import Problems
@@ -78,7 +80,7 @@ def read_enterprises(
     """
     problems = problems if problems is not None else Problems()
     source = source_name(path)
-    raw = read_table(path, layer=sheet, engine=engine)
+    raw = _read_rows(path, layer=sheet, engine=engine)
     spreadsheet = _is_table(path)
     df = _with_rows(_canonical(raw, "enterprises", source), spreadsheet=spreadsheet)
     df["rejected"] = False
@@ -164,11 +166,7 @@ def read_enterprises(
         problems=problems,
     )
     df["sector"] = _sector(df, source=source, problems=problems)
-    years = (
-        pd.to_numeric(df["year"], errors="coerce")
-        if "year" in df
-        else pd.Series(np.nan, index=df.index)
-    )
+    years = _to_numeric(df["year"]) if "year" in df else pd.Series(np.nan, index=df.index)
     df["year"] = years.fillna(year if year is not None else np.nan).astype("Int64")
     _check_gaps(df, source=source, problems=problems)
     from_code = (
@@ -293,7 +291,7 @@ def _category(
     if col not in df:
         return pd.Series(default, index=df.index, dtype=object)
     text = _text(df[col]).fillna("").str.lower()
-    out = text.map({k.lower(): v for k, v in mapping.items()})
+    out = _map_text(text, {k.lower(): v for k, v in mapping.items()}.get)
     bad = out.isna() & (text != "")
     if bad.any():
         problems.add(
@@ -315,13 +313,13 @@ def _sector(df: pd.DataFrame, *, source: str, problems: Problems) -> pd.Series:
         "service": "service",
     }
     # GB/T 4754 divisions 06-46 are mining, manufacturing and utilities: 工业
-    div = pd.to_numeric(df["industry_code"].str[:2], errors="coerce")
+    div = _to_numeric(df["industry_code"].str[:2])
     from_code = pd.Series(np.where(div.between(6, 46), "industry", "service"), index=df.index)
     from_code = from_code.where(div.notna(), "industry")
     if "sector" not in df:
         return from_code.astype(object)
     text = _text(df["sector"]).fillna("").str.lower()
-    out = text.map({k.lower(): v for k, v in mapping.items()})
+    out = _map_text(text, {k.lower(): v for k, v in mapping.items()}.get)
     bad = out.isna() & (text != "")
     if bad.any():
         problems.add(
@@ -394,8 +392,8 @@ def _enterprise_points(
             )
             raise SchemaError(msg)
         return geometry, target
-    lon = pd.to_numeric(_text(df["lon"]), errors="coerce").to_numpy(dtype=float, copy=True)
-    lat = pd.to_numeric(_text(df["lat"]), errors="coerce").to_numpy(dtype=float, copy=True)
+    lon = _to_numeric(_text(df["lon"])).to_numpy(dtype=float, copy=True)
+    lat = _to_numeric(_text(df["lat"])).to_numpy(dtype=float, copy=True)
     # lat/lon swapped: latitude values in the longitude column and the reverse (China: lon 73-136, lat 3-54)
     swapped = (lon >= 3) & (lon <= 54) & (lat >= 73) & (lat <= 136)
     if swapped.any():
@@ -463,9 +461,19 @@ def _enterprise_points(
     if target is None:
         mid = float(np.median(wlon[usable])) if usable.any() else 120.0
         target = CRS.from_epsg(gk3_epsg(mid))
-    pts = gpd.GeoSeries(shapely.points(wlon, wlat), crs=4490).to_crs(target)
-    geometry[usable] = pts.values[usable]
+    # project only the usable points, as arrays, and build each point once: the same
+    # transformer geopandas' to_crs uses, applied point by point, so the same coordinates
+    x, y = wlon[usable], wlat[usable]
+    if not _CGCS2000.is_exact_same(target):
+        x, y = _transformer(_CGCS2000, target).transform(x, y)
+    geometry[usable] = shapely.points(x, y)
     return geometry, target
+
+
+_CGCS2000 = CRS.from_epsg(4490)
+_transformer = functools.lru_cache(maxsize=16)(
+    functools.partial(Transformer.from_crs, always_xy=True)
+)
 
 
 def _report_no_coords(df: pd.DataFrame, mask: np.ndarray, source: str, problems: Problems) -> None:

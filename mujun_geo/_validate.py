@@ -43,21 +43,32 @@ class Problems:
         severity: Severity = "warning",
     ) -> None:
         """Record one problem, or the same problem for many rows at once."""
-        rows_l: list[object] = (
-            list(rows) if isinstance(rows, Iterable) and _listlike(rows) else [rows]
-        )
-        keys_l: list[object] = (
-            list(keys) if isinstance(keys, Iterable) and _listlike(keys) else [keys] * len(rows_l)
-        )
-        if not rows_l:
+        if isinstance(rows, pd.Series) and pd.api.types.is_integer_dtype(rows.dtype):
+            # row numbers of a frame: one array conversion instead of a list of scalars
+            rows_a = pd.array(rows.to_numpy(), dtype="Int64")
+        else:
+            rows_l: list[object] = (
+                list(rows) if isinstance(rows, Iterable) and _listlike(rows) else [rows]
+            )
+            rows_a = pd.array(rows_l, dtype="Int64")
+        n = len(rows_a)
+        if isinstance(keys, pd.Series) and isinstance(keys.dtype, pd.StringDtype):
+            # text keys: str values or None already, without stepping through Arrow by value
+            keys_s: list[object] = keys.to_numpy(dtype=object, na_value=None).tolist()
+        else:
+            keys_l: list[object] = (
+                list(keys) if isinstance(keys, Iterable) and _listlike(keys) else [keys] * n
+            )
+            keys_s = [None if _isna(k) else str(k) for k in keys_l]
+        if not n:
             return
-        reasons = list(reason) if not isinstance(reason, str) else [reason] * len(rows_l)
+        reasons = list(reason) if not isinstance(reason, str) else [reason] * n
         self._parts.append(
             pd.DataFrame(
                 {
                     "source": source,
-                    "row": pd.array(rows_l, dtype="Int64"),
-                    "key": [None if _isna(k) else str(k) for k in keys_l],
+                    "row": rows_a,
+                    "key": keys_s,
                     "kind": kind,
                     "reason": reasons,
                     "severity": severity,

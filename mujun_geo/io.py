@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import shapely
 
 from ._io_base import (
     Engine,
@@ -151,7 +152,7 @@ def read_parcels(
         gdf["standard_land"] = False
     gdf = _numbers(gdf, ["recorded_area_m2"], source=source, problems=problems, key="parcel_id")
     gdf = _repair_polygons(gdf, source=source, problems=problems, key="parcel_id")
-    not_poly = ~gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    not_poly = _not_polygon(gdf)
     gdf = _reject_rows(
         gdf,
         not_poly,
@@ -191,6 +192,12 @@ def read_parcels(
         "geometry",
     ]
     return gdf[cols].reset_index(drop=True)
+
+
+def _not_polygon(gdf: gpd.GeoDataFrame) -> pd.Series:
+    """``~gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])`` from GEOS type ids."""
+    type_id = shapely.get_type_id(np.asarray(gdf.geometry.values))  # -1 for missing
+    return pd.Series(~np.isin(type_id, (3, 6)), index=gdf.index)
 
 
 _USES = {
@@ -274,7 +281,7 @@ def read_buildings(
         _text(gdf["occupant_code"]).str.upper() if "occupant_code" in gdf else None
     )
     gdf = _repair_polygons(gdf, source=source, problems=problems, key="building_id")
-    not_poly = ~gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    not_poly = _not_polygon(gdf)
     gdf = _reject_rows(
         gdf,
         not_poly,

@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -42,3 +43,31 @@ def test_make_credit_code_is_valid_and_unique():
     codes = {creditcode.make_credit_code("330481", i) for i in range(500)}
     assert len(codes) == 500
     assert all(creditcode.is_valid(c) for c in codes)
+
+
+def _status_by_hand(code):
+    if code is None or not str(code).strip():
+        return "missing"
+    code = str(code).strip().upper()
+    if not creditcode._FORMAT.match(code):
+        return "bad_format"
+    return "ok" if creditcode.is_valid(code) else "bad_checksum"
+
+
+def test_validate_series_equals_is_valid_code_by_code():
+    rng = np.random.default_rng(5)
+    good = [creditcode.make_credit_code("330481", int(i)) for i in rng.integers(0, 10**9, 3000)]
+    alphabet = np.array(list(creditcode.ALPHABET))
+    noisy = [c[:17] + str(rng.choice(alphabet)) for c in good[:1000]]  # check char at random
+    other = ["91310110666007217t ", " 91310110666007217T", "9131011066600721７T", "X" * 18,
+             "91310110666007217", "913101106660072170T", None, "", "  ", "9131O110666007217T",
+             "91ABCDEF666007217T", "９1310110666007217T"]  # fmt: skip
+    codes = good + noisy + other
+    for s in (
+        pd.Series(codes, dtype=object),
+        pd.Series(codes, dtype="str"),
+        pd.concat([pd.Series(codes[:2000], dtype="str"), pd.Series(codes[2000:], dtype="str")]),
+    ):
+        out = creditcode.validate_series(s)
+        assert out["status"].tolist() == [_status_by_hand(c) for c in codes]
+        assert out["status"].dtype == object and out.index.equals(s.index)

@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,8 @@ import pytest
 
 import geopandas as gpd
 import pyogrio
+import shapely
+import shapely.affinity
 from shapely import Polygon, box
 
 import mujun_geo._io_base as io_base
@@ -379,3 +382,278 @@ def test_building_ids_and_uses(tmp_path):
     assert out["building_id"].tolist() == ["B1", "row2", "row3", "B4"]
     assert out["use"].tolist() == ["production", "warehouse", "other", "other"]
     assert out["floors"].tolist() == [1.0, 2.0, 3.0, 4.0]  # GeoPackage integers as floats
+
+
+# --------------------------------------------------------------------------------------------
+# fast paths equal the pandas / GEOS definitions they replace
+
+CSV_CASES = {
+    "blanks": b"a,b\n1,2\n,3\n",
+    "all_blank_column": b"a,b\n1,\n2,\n",
+    "quoted_empty": b'a,b\n"",1\nx,2\n',
+    "whitespace_line": b"a,b\n  \n1,2\n",
+    "blank_lines": b"\na,b\n\n1,2\n\n",
+    "quote_inside": b'a,b\nab"c,1\n"x"y,2\n',
+    "newline_in_quotes": b'a,b\n"l1\nl2",1\n"q""q",2\n"x\r\ny",3\n',
+    "crlf_and_cr": b"a,b\r\n1,2\r\n3,\r\n5,6\r7,8\n",
+    "bom": b"\xef\xbb\xbfa,b\n1,2\n",
+    "two_boms": b"\xef\xbb\xbf\xef\xbb\xbfa,b\n1,2\n",
+    "spaces": b"a , b\n 1 , 2 \n ,x\n",
+    "short_row": b"a,b,c\n1,2\n3,4,5\n",
+    "long_row": b"a,b\n1,2,3\n",
+    "duplicate_header": b"a,a\n1,2\n",
+    "empty_header": b"a,\n1,2\n",
+    "header_only": b"a,b\n",
+    "one_column": b"a\n1\n \n2\n",
+    "nul": b"a,b\n1\x00x,2\n",
+    "gb18030": "名称,值\n甲公司,１\n乙,\n".encode("gb18030"),
+    "gb18030_bom": "\ufeff名称,值\n甲,1\n".encode("gb18030"),
+    "utf8": "名称,值\n甲公司,１\n乙,\n".encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CSV_CASES))
+def test_csv_reading_equals_pandas(tmp_path, name):
+    path = tmp_path / "t.csv"
+    path.write_bytes(CSV_CASES[name])
+    try:
+        old = pd.read_csv(
+            path, dtype=str, encoding=io_base._csv_encoding(path), keep_default_na=False
+        ).replace({"": None})
+    except Exception as exc:  # noqa: BLE001 - the same error must come back
+        with pytest.raises(type(exc)):
+            io_base._read_csv(path, None)
+        return
+    pd.testing.assert_frame_equal(io_base._read_csv(path, None), old, check_exact=True)
+    # the readers' variant keeps blanks as missing values of the str dtype
+    kept = io_base._read_csv(path, None, blanks_as_none=False)
+    assert list(kept.columns) == list(old.columns)
+    for col in old.columns:
+        expected = old[col].astype(object).where(old[col].notna(), None).tolist()
+        assert kept[col].astype(object).where(kept[col].notna(), None).tolist() == expected
+
+
+def test_enterprise_csv_read_by_arrow_equals_pandas(tmp_path, monkeypatch):
+    codes = [make_credit_code("330481", i) for i in range(1, 6)]
+    rows = [
+        f'{codes[0]},"甲公司, 分厂",120.6,30.45,WGS84,12.5,1711.0,是,2022',
+        f"{codes[1]},乙公司,,,,暂无,,否,",
+        f"{codes[2].lower()} ,丙公司,30.45,120.6,gcj02,-0,C13,,2022",
+        f'{codes[0]},重复,120.61,30.46,BD09,"1,234",2624,1,2021',
+        ",无代码,120.6,30.45,,abc,,,",
+    ]
+    header = "统一社会信用代码,企业名称,经度,纬度,坐标系,税收(万元),行业代码,高新技术企业,年份"
+    path = tmp_path / "f.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    p_fast, p_slow = Problems(), Problems()
+    fast = io.read_enterprises(path, target_crs="EPSG:4549", problems=p_fast)
+    monkeypatch.setattr(io_base, "_read_csv_text", lambda data, encoding: None)
+    slow = io.read_enterprises(path, target_crs="EPSG:4549", problems=p_slow)
+    pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    pd.testing.assert_frame_equal(p_fast.frame(), p_slow.frame(), check_exact=True)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xed\xa0\x80", b"\xed\x9f\xbf", b"\xc0\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80",
+     b"\xf4\x8f\xbf\xbf", b"\xf8\x88\x80\x80\x80", b"abc\xe4\xb8", b"\xef\xbb\xbf", b"",
+     "甲公司".encode(), "甲公司".encode("gb18030")],
+)  # fmt: skip
+def test_utf8_check_agrees_with_python(data):
+    assert io_base._utf8_ok(data) == io_base._decodes(data, "utf-8")
+
+
+NUMBER_TEXTS = [
+    "1", "12.5", "-3", "0.1", "007", "999999999999999", "99999999999999.9", "1234567890123456",
+    "12345678901234567890", "1e5", "+5", ".5", "5.", "inf", "-inf", "nan", "NaN", "abc", "",
+    " 7 ", "1,234", "-0.0", "0", "2022", None,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        NUMBER_TEXTS,
+        [t for t in NUMBER_TEXTS if t not in ("-0.0",)],
+        ["1", "2", "3"],  # whole numbers: pandas gives int64, equal as floats
+        ["-0", "1.5"],  # a negative zero keeps its sign here ...
+        ["-0", "2"],  # ... and loses it here: pandas decides, per column
+        ["12345678901234567", "1"],  # beyond 15 digits: pandas' own int64
+        ["abc", None, ""],
+        [],
+    ],
+)
+def test_to_numeric_equals_pandas(values):
+    s = pd.Series(values, dtype="str")
+    ref = pd.to_numeric(s, errors="coerce")
+    new = io_base._to_numeric(s)
+    pd.testing.assert_index_equal(new.index, ref.index)
+    got, want = new.to_numpy(dtype=float), ref.to_numpy(dtype=float)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    if ref.dtype == np.int64 and new.dtype != np.int64:  # float only where exact
+        assert (np.abs(want) < 2**53).all()
+
+
+def test_to_numeric_plain_decimals_bitwise():
+    rng = np.random.default_rng(7)
+    digits = rng.integers(1, 16, 20_000)
+    mant = (rng.random(20_000) * 10.0**digits).astype(np.int64).astype(str)
+    point = rng.integers(0, 15, 20_000)
+    texts = [m if p == 0 or p >= len(m) else f"{m[:-p]}.{m[-p:]}" for m, p in zip(mant, point)]
+    texts += ["-" + t for t in texts[:5000]]
+    s = pd.Series(texts, dtype="str")
+    ref = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
+    np.testing.assert_array_equal(
+        io_base._to_numeric(s).to_numpy().view(np.int64), ref.view(np.int64)
+    )
+
+
+def test_arrow_lower_keeps_one_code_point_each():
+    # _missing_mark lower-cases only values as short as the longest marker
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    lengths = pc.utf8_length(pc.utf8_lower(pa.array(chars))).to_numpy()
+    assert (lengths == 1).all()
+
+
+def test_code_text_equals_the_whole_column_regex():
+    values = ["1711.0", "3.00", "10", "0", ".0", "0.0", "a.000", "x.0y0", "1.0.0", " 0601 ", "20",
+              "１７.０", "无", None, "", "1.0\n", "١.٠", "0601"]  # fmt: skip
+    for s in (pd.Series(values, dtype="str"), pd.Series(values, dtype=object)):
+        text = io_base._text(s, fold=True)
+        old = text.str.replace(r"\.0+$", "", regex=True).where(text.notna(), None)
+        pd.testing.assert_series_equal(io_base._code_text(s), old, check_exact=True)
+
+
+def _random_quads(rng, n, scale=1.0, offset=0.0):
+    pts = rng.normal(size=(n, 4, 2)) * scale + offset
+    quads = shapely.polygons(np.concatenate([pts, pts[:, :1]], axis=1))
+    tris = shapely.polygons(np.concatenate([pts[:, :3], pts[:, :1]], axis=1))
+    return np.concatenate([quads, tris])
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(1.0, 0.0), (1e-6, 3e6), (100.0, 4e7), (1e150, 0)])
+def test_surely_valid_only_for_valid_polygons(scale, offset):
+    rng = np.random.default_rng(3)
+    geoms = _random_quads(rng, 20_000, scale, offset)
+    # nearly collinear corners: the rounding-error margin must send them to GEOS
+    base = rng.uniform(0, 1, size=(5000, 4, 2))
+    base[:, 2] = base[:, 1] + (base[:, 1] - base[:, 0]) * rng.uniform(0, 2, (5000, 1))
+    for eps in (0.0, 1e-16, 1e-12):
+        pts = base + rng.normal(size=base.shape) * eps + 5e5
+        geoms = np.concatenate([geoms, shapely.polygons(np.concatenate([pts, pts[:, :1]], 1))])
+    sure = io_base._surely_valid(geoms)
+    valid = shapely.is_valid(geoms)
+    assert not (sure & ~valid).any()
+    assert sure.sum() > 20_000  # every triangle and the convex quadrilaterals
+
+
+def test_surely_valid_convex_polygons_but_not_stars():
+    rng = np.random.default_rng(4)
+    hulls = shapely.convex_hull(shapely.multipoints(rng.normal(size=(3000, 30, 2)) * 50 + 4e5))
+    ang = 2 * np.pi * np.arange(1000) / 1000
+    regular = shapely.Polygon(np.c_[np.cos(ang), np.sin(ang)] * 1e-3 + 3e6)
+    stars = []
+    for p, q in ((5, 2), (7, 3), (8, 3)):  # {p/q}: every corner turns alike, winding q times
+        a = 2 * np.pi * q * np.arange(p) / p
+        pts = np.c_[np.cos(a), np.sin(a)][None] * rng.uniform(1, 99, (500, 1, 1)) + 5e5
+        stars.append(shapely.polygons(np.concatenate([pts, pts[:, :1]], axis=1)))
+    wobbly = []
+    for n in (6, 10, 30):  # star-shaped, mostly not convex
+        a = np.sort(rng.uniform(0, 2 * np.pi, (2000, n)), axis=1)
+        r = rng.uniform(0.9, 1.1, (2000, n)) * 30
+        pts = np.stack([r * np.cos(a), r * np.sin(a)], axis=-1) + 5e5
+        wobbly.append(shapely.polygons(np.concatenate([pts, pts[:, :1]], axis=1)))
+    geoms = np.concatenate([hulls, [regular], *stars, *wobbly])
+    sure = io_base._surely_valid(geoms)
+    assert not (sure & ~shapely.is_valid(geoms)).any()
+    assert sure[: len(hulls) + 1].all()
+    assert not sure[len(hulls) + 1 : len(hulls) + 1 + 1500].any()
+
+
+def test_is_valid_in_threads_equals_shapely(monkeypatch):
+    rng = np.random.default_rng(8)
+    geoms = _random_quads(rng, 3000)
+    monkeypatch.setattr(io_base, "_PARALLEL_MIN", 100)
+    monkeypatch.setattr(io_base, "_cpus", lambda: 2)
+    np.testing.assert_array_equal(io_base._is_valid(geoms), shapely.is_valid(geoms))
+
+
+def test_surely_valid_special_cases():
+    with warnings.catch_warnings():  # shapely warns building rings from NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        odd = [Polygon([(0, 0), (np.inf, 0), (1, 1)]), Polygon([(0, 0), (np.nan, 0), (1, 1)])]
+    geoms = np.array(
+        [
+            *odd,
+            box(0, 0, 2, 1),
+            shapely.affinity.rotate(box(4e5, 3e6, 4e5 + 12.5, 3e6 + 7.25), 33),
+            Polygon([(0, 0), (1, 1), (1, 0), (0, 1)]),  # bow-tie
+            Polygon([(0, 0), (1, 0), (1, 0), (0, 1)]),  # repeated corner
+            Polygon([(0, 0), (2, 0), (1, 0), (1, 1)]),  # spike back along an edge
+            Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2)]]),  # hole
+            Polygon([(0, 0, 1), (1, 0, 1), (1, 1, 1)]),  # 3D
+            Polygon([(0, 0), (1e-170, 0), (0, 1e-170)]),  # products underflow
+            Polygon([(0, 0), (1, 0), (2, 0), (2, 2), (0, 2)]),  # a straight corner: to GEOS
+            Polygon([(0, 0), (1, 0), (1, 1), (0, 1)] * 2),  # a square traced twice
+            Polygon(),
+            None,
+        ],
+        dtype=object,
+    )
+    with np.errstate(all="raise"):
+        sure = io_base._surely_valid(geoms)
+    assert sure.tolist() == [False, False, True, True] + [False] * 10
+
+
+def test_enterprise_points_equal_geopandas_to_crs(tmp_path):
+    codes = [make_credit_code("330481", i) for i in range(1, 5)]
+    lines = [f"{c},企业{i},{120 + i / 7},{30 + i / 9},WGS84" for i, c in enumerate(codes)]
+    path = tmp_path / "f.csv"
+    path.write_text("统一社会信用代码,企业名称,经度,纬度,坐标系\n" + "\n".join(lines) + "\n")
+    for target in ("EPSG:4549", "EPSG:4528", "EPSG:4490"):
+        firms = io.read_enterprises(path, target_crs=target)
+        lon = [120 + i / 7 for i in range(4)]
+        lat = [30 + i / 9 for i in range(4)]
+        expected = gpd.GeoSeries(shapely.points(lon, lat), crs=4490).to_crs(target)
+        assert shapely.equals_exact(firms.geometry.values, expected.values, tolerance=0).all()
+
+
+def _old_problem_rows(rows, keys):
+    from mujun_geo._validate import _isna, _listlike
+
+    rows_l = list(rows) if _listlike(rows) else [rows]
+    keys_l = list(keys) if _listlike(keys) else [keys] * len(rows_l)
+    return pd.DataFrame(
+        {
+            "row": pd.array(rows_l, dtype="Int64"),
+            "key": [None if _isna(k) else str(k) for k in keys_l],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "keys"),
+    [
+        (pd.Series([3, 4, 5]), pd.Series(["A", None, "C"], dtype="str")),
+        (pd.Series([3, 4, 5], index=[9, 8, 7]), pd.Series(["A", None, "C"], dtype="string")),
+        (pd.Series([3, None, 5], dtype="Int64"), pd.Series(["A", None, 1.5], dtype=object)),
+        (pd.Series([3, 4], dtype="int32"), pd.Series([1.0, np.nan])),
+        (np.array([3, 4]), ["x", None]),
+        ([3, 4], "same key"),
+        (7, "one"),
+        (pd.Series([], dtype="int64"), pd.Series([], dtype="str")),
+    ],
+)
+def test_problem_rows_and_keys_as_before(rows, keys):
+    p = Problems()
+    p.add("f", rows, keys, "k", "why")
+    old = _old_problem_rows(rows, keys)
+    new = p.frame()[["row", "key"]]
+    if len(old):
+        pd.testing.assert_frame_equal(new, old, check_exact=True)
+    else:
+        assert len(p) == 0
