@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -103,25 +102,19 @@ def run_stages(
     if until is not None and until not in STAGES:
         msg = f"`until` must be one of {STAGES}, got {until!r}"
         raise ValueError(msg)
-    with _engine(data.settings) as engine, ThreadPoolExecutor(1, "mujun-stage") as pool:
-        return _run(data, engine, pool, progress=progress, timings=timings, until=until)
+    with _engine(data.settings) as engine:
+        return _run(data, engine, progress=progress, timings=timings, until=until)
 
 
 class _InMemory:
     """The default engine: the library functions themselves."""
 
-    #: Clip buildings in a thread while matching and evaluation run? Measured at 1,000,000
-    #: parcels on 2 cores: no. The threads fight over the GIL and memory bandwidth (match +
-    #: floor area 46 s side by side against 33 s one after the other), so it stays off.
-    background_buildings = False
     match_enterprises = staticmethod(matching.match_enterprises)
     building_metrics = staticmethod(land.building_metrics)
 
 
 class _Dask:
     """Matching and building metrics on a dask.distributed client (same results)."""
-
-    background_buildings = False  # the cluster does the work; one stage at a time
 
     def __init__(self, client: Any, npartitions: int | None) -> None:
         self.client, self.npartitions = client, npartitions
@@ -165,7 +158,6 @@ def _building_options(lopts: dict[str, Any]) -> dict[str, Any]:
 def _run(
     data: Ingested,
     engine: Any,
-    pool: ThreadPoolExecutor,
     *,
     progress: Callable[[str], None],
     timings: dict[str, float],
@@ -182,13 +174,6 @@ def _run(
     parks = frames.get("parks")
     regions = frames.get("regions")
     lopts = dict(s.land)
-    background: Future | None = None
-    if buildings is not None and until is None and engine.background_buildings:
-        # floor area needs only the geometry: clip in a thread while matching and evaluation
-        # run; the ancillary caps, which need the grades, are redone afterwards
-        background = pool.submit(
-            _timed_call, engine.building_metrics, parcels, buildings, **_building_options(lopts)
-        )
 
     with _timed("match", timings, progress, "地企对应 matching"):
         region_names = None
@@ -247,12 +232,7 @@ def _run(
 
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
-            if background is not None:
-                bm, seconds = background.result()
-                bm = land.ancillary_caps(parcel_out, bm)
-                timings["buildings_background"] = seconds
-            else:
-                bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))
+            bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))
             parcel_out = parcel_out.join(bm[[c for c in bm.columns if c not in parcel_out.columns]])
 
     with _timed("lowland", timings, progress, "低效用地与高耗低效 low-efficiency land"):
@@ -325,11 +305,6 @@ def _run(
         **{k: v for k, v in layers.items() if k != "lowland"},
     }
     return {k: _geometry_last(v) for k, v in out.items() if v is not None}
-
-
-def _timed_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    return fn(*args, **kwargs), time.perf_counter() - t0
 
 
 def _geometry_last(frame: pd.DataFrame) -> pd.DataFrame:
