@@ -432,8 +432,9 @@ def phase_compare(
     def fresh(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         return gdf.copy(deep=True)  # no spatial index carried over between engines
 
-    # the spatial core of matching (mujun_geo._match_rules.ParcelIndex): one STRtree over all
-    # parcels for ``covered_by``, one over the industrial parcels for the 50 m nearest
+    # the spatial core of matching (mujun_geo._match_rules.ParcelIndex): a tree over the points
+    # queried with the parcels (``covers``); for the 50 m nearest, a tree over the leftover
+    # points' 100 m squares queried with the industrial parcels, then the pairs' distances
     pg = np.asarray(parcels.geometry.values, dtype=object)
     industrial = parcels["land_use"].isin(["0601", "0602", "0508"]).to_numpy()
     fg = np.asarray(firms.geometry.values, dtype=object)
@@ -477,12 +478,14 @@ def phase_compare(
         )
 
     near = run(op, "shapely STRtree query_nearest, 1 thread", strtree_nearest)
-    index = ParcelIndex(parcels, pinfo)
-    index.nearest(pts[:1], 50.0)  # the tree is built by the stage's first query, not here
+    index = ParcelIndex(parcels, pinfo)  # everything the 50 m query needs is built inside it
     near2 = run(op, "mujun ParcelIndex.nearest (as matching, 2 threads)",
                 lambda: index.nearest(pts[left], 50.0))  # fmt: skip
+    ref = np.lexsort((near[0][1], near[0][0]))  # ties: both sorted by point, then parcel
     res["checks"]["nearest_equal"] = bool(
-        np.array_equal(near2[0], near[0][0]) and np.array_equal(near2[1], ind_pos[near[0][1]])
+        np.array_equal(near2[0], near[0][0][ref])
+        and np.array_equal(near2[1], ind_pos[near[0][1][ref]])
+        and np.array_equal(near2[2], near[1][ref])
     )
     ind_gdf = fresh(parcels[industrial])[["parcel_id", "geometry"]]
     left_gdf = gpd.GeoDataFrame({"fi": left}, geometry=pts[left], crs=parcels.crs)

@@ -910,6 +910,46 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
     assert np.array_equal(d, ref[1]) and (d <= 30.0).all() and len(d) > 100
 
 
+@pytest.mark.parametrize("max_distance", [0.0, 7.5, 50.0, None])
+def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(monkeypatch, max_distance):
+    # the finite-distance path pairs the points' squares with parcel envelopes and then
+    # measures; triangles and rotated shapes have envelopes far larger than themselves,
+    # and points on the mid-line of two parcels are exact ties
+    import shapely
+
+    from mujun_geo import _match_rules as R
+
+    monkeypatch.setattr(R, "_THREADS", 2)  # the blocks on threads, as on a large layer
+    monkeypatch.setattr(R, "_THREAD_MIN", 1)
+    rng = np.random.default_rng(5)
+    c = rng.uniform(0, 2000, (400, 2)) + [X0, Y0]
+    tri = shapely.polygons(np.stack([c, c + [60, 5], c + [5, 60]], axis=1))
+    sqs = [sq(3000 + 100 * k, 0, 90, 90) for k in range(5)]
+    geoms = np.concatenate([tri, np.asarray(sqs, dtype=object)])
+    p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
+    info = pd.DataFrame({"industrial": np.arange(len(geoms)) % 4 > 0, "has_geom": True})
+    info.loc[len(tri) :, "industrial"] = True
+    ties = [[X0 + 3000 + 95, Y0 + 45], [X0 + 3000 + 195, Y0 + 20]]  # 5 m from two squares
+    pts = shapely.points(np.vstack([rng.uniform(-100, 2100, (3000, 2)) + [X0, Y0], ties]))
+    fi, pj, d = R.ParcelIndex(p, info).nearest(pts, max_distance)
+    ind = np.flatnonzero(info["industrial"])
+    tree = shapely.STRtree(geoms[ind])
+    if max_distance == 0.0:  # query_nearest refuses 0: only parcels covering the point
+        q0, q1 = tree.query(pts, predicate="intersects")
+        qd = np.zeros(len(q0))
+    else:
+        (q0, q1), qd = tree.query_nearest(
+            pts, max_distance=max_distance, return_distance=True, all_matches=True
+        )
+    order = np.lexsort((q1, q0))
+    assert fi.tolist() == q0[order].tolist() and pj.tolist() == ind[q1[order]].tolist()
+    assert np.array_equal(d, qd[order])
+    n = len(pts)
+    if max_distance in (7.5, 50.0):
+        assert set(pj[fi == n - 2].tolist()) == {len(tri), len(tri) + 1}  # the tie keeps both
+        assert len(np.unique(fi)) > 200
+
+
 def test_join_groups_equals_str_join():
     from mujun_geo._match_rules import join_groups
 
