@@ -109,6 +109,23 @@ def join_groups(values: pd.Series, by: np.ndarray, sep: str = ";") -> pd.Series:
     return pd.Series(out, index=labels, dtype=object)
 
 
+def join_sorted(values: pd.Series, by: np.ndarray, n: int, sep: str = ";") -> pd.Series:
+    """`sep`-join text `values` per group ``by`` (sorted integers 0 … n-1); "" for no member.
+
+    :func:`join_groups` for the common case of groups already in order, done in Arrow
+    (no Python strings): the result has one row per group label 0 … n-1.
+
+    Examples
+    --------
+    >>> join_sorted(pd.Series(["a", "b", "c"]), np.array([0, 0, 2]), 4).tolist()
+    ['a;b', '', 'c', '']
+    """
+    text = _arrow_text(values)
+    offsets = np.r_[0, np.cumsum(np.bincount(np.asarray(by, dtype=np.int64), minlength=n))]
+    lists = pa.ListArray.from_arrays(pa.array(offsets[: n + 1], pa.int32()), text)
+    return pd.Series(pc.binary_join(lists, pa.scalar(sep, text.type)), dtype="str")
+
+
 def sort_rows(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = True) -> pd.DataFrame:
     """``df.sort_values(by, ascending=ascending)`` for two or more keys, text keys ranked by Arrow.
 
@@ -744,21 +761,48 @@ def nearest_rule(cand: SpatialCandidates, idx, n_p: int, max_distance: float, re
 
 
 def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
-    """One row per (firm, parcel): the most trusted method; evidence and review joined."""
+    """One row per (firm, parcel): the most trusted method; evidence and review joined.
+
+    Examples
+    --------
+    >>> a = link_frame([0, 1], [5, 6], "within", 0.9, "点位于宗地内")
+    >>> b = link_frame([0], [5], "credit_code", 1.0, "信用代码相同", "核对")
+    >>> combine([a, b], 10)[["fi", "method", "evidence", "review"]].values.tolist()
+    [[0, 'credit_code', '信用代码相同; 点位于宗地内', '核对'], [1, 'within', '点位于宗地内', '']]
+    """
     links = pd.concat(frames, ignore_index=True)
     key = pairs(links["fi"], links["pj"], n_p)
     # by pair, then trust; stable, so equal methods keep the order of `frames`
-    order = np.lexsort((links["method"].map(RANK).to_numpy(), key))
-    links, key = links.iloc[order].reset_index(drop=True), key[order]
-    first = np.r_[True, key[1:] != key[:-1]]
+    rank = pc.index_in(_arrow_text(links["method"]), value_set=pa.array(list(RANK)))
+    rank = np.asarray(rank.fill_null(len(RANK)))
+    order = np.lexsort((rank, key))
+    key = key[order]
+    first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+    out = links.iloc[order[first]].reset_index(drop=True)
     if first.all():
-        return links
-    grouped = ~(first & np.r_[first[1:], True])  # rows of pairs given by several rules
-    d, dkey = links[grouped], key[grouped]
-    lead = first & grouped
-    evidence = join_groups(d["evidence"], dkey, "; ")
-    has = (d["review"] != "").to_numpy()
-    review = join_groups(d["review"][has], dkey[has], "; ")
-    links.loc[lead, "evidence"] = evidence.reindex(key[lead]).to_numpy()
-    links.loc[lead, "review"] = review.reindex(key[lead]).fillna("").to_numpy()
-    return links[first].reset_index(drop=True)
+        return out
+    # pairs given by several rules: their texts joined in Arrow, in the sorted order
+    grouped = ~(first & np.r_[first[1:], True])
+    rows = order[grouped]
+    starts = np.flatnonzero(first[grouped])
+    lead = (np.cumsum(first) - 1)[first & grouped]  # their rows in `out`
+    take = np.arange(len(out))
+    take[lead] = len(out) + np.arange(len(lead))
+    for col in ("evidence", "review"):
+        text = _arrow_text(links[col]).take(pa.array(rows))
+        offsets = np.r_[starts, len(rows)]
+        if col == "review":  # only the non-empty reviews are joined
+            keep = np.asarray(pc.not_equal(text, "")).astype(bool)
+            text = text.filter(pa.array(keep))
+            offsets = np.r_[0, np.cumsum(keep)][offsets]
+        lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), text)
+        joined = pc.binary_join(lists, pa.scalar("; ", text.type))
+        whole = pa.concat_arrays([_arrow_text(out[col]).cast(joined.type), joined])
+        out[col] = pd.Series(whole.take(pa.array(take)), dtype=links[col].dtype)
+    return out
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """Text values as one Arrow array (no copy for Arrow-backed strings)."""
+    text = pa.array(values.array, from_pandas=True)
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text

@@ -94,6 +94,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 import geopandas as gpd
 import shapely
@@ -426,7 +427,8 @@ def _rules(
     gone = R.combine([code_rej, name_rej, fuzzy_rej, within_rej, near_rej], n_p)
     gone = gone.assign(status="rejected", industrial=pinfo["industrial"].to_numpy()[gone["pj"]])
     gone["evidence"] = "人工否决; " + gone["evidence"]
-    links = pd.concat([links, gone], ignore_index=True)
+    if len(gone):  # (an empty frame would turn the text columns to object)
+        links = pd.concat([links, gone], ignore_index=True)
     links = _attach_overrides(links, ov, n_p)
 
     n_given = 0 if overrides is None else len(overrides)
@@ -472,6 +474,14 @@ def _attach_overrides(links: pd.DataFrame, ov: pd.DataFrame, n_p: int) -> pd.Dat
     return links.assign(**out)
 
 
+def _sorted_isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, among)`` by binary search (`among` is sorted here, or sorted once)."""
+    if len(among) > 1 and (among[1:] < among[:-1]).any():
+        among = np.sort(among)
+    at = np.searchsorted(among, keys).clip(max=max(len(among) - 1, 0))
+    return (among[at] == keys) if len(among) else np.zeros(len(keys), dtype=bool)
+
+
 def _take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:
     """``values`` (text) at ``positions`` as a ``str`` Series, taken in Arrow (no Python strings)."""
     return pd.Series(values.array.take(positions)).astype("str").reset_index(drop=True)
@@ -490,34 +500,39 @@ def _assemble(
     # text keys ranked once (:func:`_match`): every sort is an integer sort in the same order
     pid_rank, code_rank = ranks
 
-    # STEP 1: the matches table
-    ov_note = links["ov_note"].fillna("").astype(str)
+    # STEP 1: the matches table, its columns taken in the output order
+    order = np.lexsort((pid_rank[pj], code_rank[fi]))
     note = links["land_note"].astype(str)
-    note = note + np.where((note != "") & (ov_note != ""), "; ", "") + ov_note
-    # a covered point is 0 m from its parcel; GEOS measures the others (GIL released)
-    far = np.flatnonzero(links["method"].to_numpy(dtype=object) != "within")
+    ov_note = links["ov_note"]
+    if ov_note.notna().any():
+        ov_note = ov_note.fillna("").astype(str)
+        note = note + np.where((note != "") & (ov_note != ""), "; ", "") + ov_note
+    # a point is 0 m from a parcel that covers it (known from the location rule); GEOS
+    # measures the others (GIL released)
+    far = links["method"].to_numpy(dtype=object) != "within"
+    far &= ~_sorted_isin(R.pairs(fi, pj, n_p), R.pairs(cand.cover_fi, cand.cover_pj, n_p))
+    far = np.flatnonzero(far)
     dist = np.zeros(len(links))
     dist[far] = shapely.distance(pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]])
     matches = pd.DataFrame(
         {
-            "credit_code": _take_text(firms["code"], fi),
-            "parcel_id": _take_text(pinfo["pid"], pj),
-            "method": links["method"].array,
-            "confidence": links["confidence"].to_numpy(dtype=float),
-            "distance_m": dist,
-            "land_share": links["land_share"].to_numpy(dtype=float),
-            "status": links["status"].array,
-            "industrial": ind_link,
-            "evidence": links["evidence"].array,
-            "note": note.array,
+            "credit_code": _take_text(firms["code"], fi[order]),
+            "parcel_id": _take_text(pinfo["pid"], pj[order]),
+            "method": _take_text(links["method"], order),
+            "confidence": links["confidence"].to_numpy(dtype=float)[order],
+            "distance_m": dist[order],
+            "land_share": links["land_share"].to_numpy(dtype=float)[order],
+            "status": _take_text(links["status"], order),
+            "industrial": ind_link[order],
+            "evidence": _take_text(links["evidence"], order),
+            "note": _take_text(note, order),
         }
     )
-    matches = matches.iloc[np.lexsort((pid_rank[pj], code_rank[fi]))].reset_index(drop=True)
 
     # STEP 2: enterprises
     c_fi, c_pj = fi[counted], pj[counted]
     order = np.lexsort((pid_rank[c_pj], c_fi))
-    c_fi, c_pid = c_fi[order], pd.Series(pid[c_pj[order]], dtype=object)
+    c_fi, c_pid = c_fi[order], _take_text(pinfo["pid"], c_pj[order])
     matched = np.isin(np.arange(n_f), c_fi)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
@@ -548,6 +563,9 @@ def _assemble(
     near_txt = np.full(n_f, "no industrial parcel in the layer", dtype=object)
     near_txt[todo] = np.where(np.isnan(d[todo]), near_txt[todo], far)
     nonind_s = pd.Series(nonind_txt).reindex(np.arange(n_f)).to_numpy(dtype=object)
+    nonind_msg = np.full(n_f, None, dtype=object)
+    has_ni = pd.notna(nonind_s)
+    nonind_msg[has_ni] = "only non-industrial parcels linked: " + nonind_s[has_ni]
     reason = np.select(
         [
             firms["rejected"].to_numpy(),
@@ -563,14 +581,15 @@ def _assemble(
             "missing credit_code",
             None,
             "links awaiting review",
-            "only non-industrial parcels linked: " + pd.Series(nonind_s).fillna("").astype(str),
+            nonind_msg,
             "candidate links rejected by overrides",
             "no coordinates and no name/code match",
         ],
         near_txt,
     )
-    match_status = np.where(
-        firms["rejected"], "rejected", np.where(matched, "matched", "unmatched")
+    status_code = np.where(firms["rejected"], 0, np.where(matched, 1, 2))
+    match_status = pd.array(
+        pa.array(["rejected", "matched", "unmatched"]).take(status_code), dtype="str"
     )
     pf = per_firm.reindex(np.arange(n_f))
     land = np.where(matched, pf["land_m2"].to_numpy(dtype=float), np.nan)
@@ -579,10 +598,7 @@ def _assemble(
     ent = pd.DataFrame(
         {
             "match_status": match_status,
-            "parcel_ids": R.join_groups(c_pid, c_fi)
-            .reindex(np.arange(n_f))
-            .fillna("")
-            .to_numpy(dtype=object),
+            "parcel_ids": R.join_sorted(c_pid, c_fi, n_f).array,
             "land_m2": land,
             "land_mu": m2_to_mu(land),
             "eval_unit": unit,
@@ -590,7 +606,7 @@ def _assemble(
             "nearest_parcel_id": np.where(show_near, near["pid"].to_numpy(dtype=object), None),
             "nearest_distance_m": np.where(show_near, d, np.nan),
             "n_review": n_review,
-            "land_note": pf["land_note"].fillna("").to_numpy(dtype=object),
+            "land_note": pf["land_note"].fillna("").astype("str").array,
         },
         index=enterprises.index,
     )
@@ -599,15 +615,12 @@ def _assemble(
     live = np.isin(status, ["auto", "confirmed", "review"])
     c_fi, c_pj = fi[counted], pj[counted]
     order = np.lexsort((code_rank[c_fi], c_pj))
-    c_pj, c_code = c_pj[order], pd.Series(code[c_fi[order]], dtype=object)
+    c_pj, c_code = c_pj[order], _take_text(firms["code"], c_fi[order])
     par = pd.DataFrame(
         {
             "n_enterprises": np.bincount(pj[counted], minlength=n_p),
             "vacant": pinfo["industrial"].to_numpy() & ~np.isin(np.arange(n_p), pj[live]),
-            "credit_codes": R.join_groups(c_code, c_pj)
-            .reindex(np.arange(n_p))
-            .fillna("")
-            .to_numpy(dtype=object),
+            "credit_codes": R.join_sorted(c_code, c_pj, n_p).array,
             "industrial": pinfo["industrial"].to_numpy(),
             "n_review": np.bincount(pj[status == "review"], minlength=n_p),
         },

@@ -74,6 +74,30 @@ def test_credit_code_rule_and_land():
     assert list(res.parcels.index) == list(p.index)
 
 
+def test_inputs_with_their_own_index_keep_rows_aligned():
+    # the output frames carry the inputs' index; columns built by position must not align
+    p = parcels(
+        {"parcel_id": "P2", "geometry": sq(200, 0)},
+        {"parcel_id": "P1", "geometry": sq(0, 0), "holder_code": "91330481AAA"},
+    )
+    f = firms(
+        {"credit_code": "91330481BBB", "geometry": pt(250, 50)},
+        {"credit_code": "91330481CCC"},
+        {"credit_code": "91330481AAA", "geometry": pt(50, 50)},
+    )
+    plain = match_enterprises(f, p)
+    p.index, f.index = [7, 3], [30, 10, 20]
+    res = match_enterprises(f, p)
+    assert res.enterprises.index.tolist() == [30, 10, 20]
+    assert res.parcels.index.tolist() == [7, 3]
+    assert res.enterprises["parcel_ids"].tolist() == ["P2", "", "P1"]
+    assert res.enterprises["match_status"].tolist() == ["matched", "unmatched", "matched"]
+    assert res.parcels["credit_codes"].tolist() == ["91330481BBB", "91330481AAA"]
+    for a, b in ((plain.enterprises, res.enterprises), (plain.parcels, res.parcels)):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+    pd.testing.assert_frame_equal(plain.matches, res.matches)
+
+
 def test_exact_name_rule_after_normalisation():
     p = parcels(
         {"parcel_id": "P1", "geometry": sq(0, 0), "holder_name": "海宁市宏达（浙江）股份有限公司"}
