@@ -576,14 +576,14 @@ def _assemble(
             has_rej,
             ~has_point,
         ],
-        [
-            "rejected by validation",
-            "missing credit_code",
-            None,
-            "links awaiting review",
+        [  # (np.select broadcasts the scalars; the list mixes them with one array)
+            np.asarray("rejected by validation", dtype=object),
+            np.asarray("missing credit_code", dtype=object),
+            np.asarray(None, dtype=object),
+            np.asarray("links awaiting review", dtype=object),
             nonind_msg,
-            "candidate links rejected by overrides",
-            "no coordinates and no name/code match",
+            np.asarray("candidate links rejected by overrides", dtype=object),
+            np.asarray("no coordinates and no name/code match", dtype=object),
         ],
         near_txt,
     )
