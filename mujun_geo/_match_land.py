@@ -104,12 +104,9 @@ def allocate_land(
         position with ``land_m2, eval_unit, land_note`` (counted firms only).
     """
     links = links.copy()
-    links["land_share"] = 0.0
-    links["land_note"] = ""
     counted = (links["status"].isin(["auto", "confirmed"]) & links["industrial"]).to_numpy()
-    c = links[counted]
+    c = links.loc[counted, ["fi", "pj", "share_ov", "ov_row"]]  # no text copied
     area = pinfo["area"].to_numpy()
-    pid = pinfo["pid"].to_numpy(dtype=object)
     c_fi, c_pj = c["fi"].to_numpy(), c["pj"].to_numpy()
     a = area[c_pj]
     n_all = np.bincount(c_pj, minlength=len(pinfo))[c_pj]  # links on the same parcel
@@ -129,32 +126,32 @@ def allocate_land(
             rank = pd.factorize(pinfo["pid"], sort=True)[0]
         order = np.lexsort((rank[c_pj], comp))
         first = np.r_[True, comp[order][1:] != comp[order][:-1]] if len(order) else order > 0
-        unit = np.full(n_comp, None, dtype=object)
-        unit[comp[order][first]] = pid[c_pj[order][first]]
-        firm_comp = pd.Series(comp, index=c_fi).groupby(level=0).first()
+        unit_pj = np.full(n_comp, -1)
+        unit_pj[comp[order][first]] = c_pj[order][first]
+        firms, at = np.unique(c_fi, return_index=True)
+        firm_comp = comp[at]  # every firm lies in one component
         per_firm = pd.DataFrame(
             {
-                "land_m2": comp_area[firm_comp.to_numpy()],
-                "eval_unit": unit[firm_comp.to_numpy()],
+                "land_m2": comp_area[firm_comp],
+                "eval_unit": pinfo["pid"].array.take(unit_pj[firm_comp]).astype("str"),
             },
-            index=firm_comp.index,
+            index=pd.Index(firms),
         )
-        # every firm lies in one component: firms per component by counting distinct firms
-        n_firms = np.bincount(label[np.unique(c_fi)], minlength=n_comp)[comp]
+        n_firms = np.bincount(firm_comp, minlength=n_comp)[comp]  # distinct firms per component
         shared = n_firms > 1
         note[shared] = "宗地评价: 与同组企业合并评价, 共享用地"
         ov = c["share_ov"].notna().to_numpy()
         problems.add(
             "overrides",
             c["ov_row"][ov],
-            (codes.iloc[c["fi"][ov]].to_numpy() + "/" + pid[c["pj"][ov]]),
+            (codes.iloc[c["fi"][ov]].to_numpy() + "/" + _pid(pinfo, c["pj"][ov])),
             "share_ignored",
             "share ignored in land_mode='parcel' (firms share the whole parcel)",
         )
     else:
-        p_txt = "宗地" + pd.Series(pid[c_pj], index=c.index, dtype=object)
+        p_txt = "宗地" + pd.Series(_pid(pinfo, c_pj), index=c.index, dtype=object)
         if land_mode == "holder":
-            holder = c["method"].isin(_HOLDER_METHODS).to_numpy()
+            holder = links["method"][counted].isin(_HOLDER_METHODS).to_numpy()
             n_h = pd.Series(holder, index=c.index).groupby(c["pj"]).transform("sum").to_numpy()
             share = np.where(n_h > 0, np.where(holder, 1.0 / np.maximum(n_h, 1), 0.0), 1.0 / n_all)
             note[(n_h > 0) & ~holder] = "租赁企业: " + p_txt + "权利人为其他企业, 不计用地"
@@ -185,7 +182,7 @@ def allocate_land(
         problems.add(
             "matching",
             [None] * len(over),
-            pid[over.index.to_numpy()],
+            _pid(pinfo, over.index.to_numpy()),
             "share_sum",
             [f"land shares on the parcel sum to {v:.3f} > 1" for v in over],
         )
@@ -198,12 +195,22 @@ def allocate_land(
             index=land.index,
         )
 
-    links.loc[counted, "land_share"] = share
-    links.loc[counted, "land_note"] = note.to_numpy()
+    land_share = np.zeros(len(links))
+    land_share[counted] = share
+    land_note = np.full(len(links), "", dtype=object)
+    land_note[counted] = note.to_numpy()
     nonind = (links["status"].isin(["auto", "confirmed"]) & ~links["industrial"]).to_numpy()
-    links.loc[nonind, "land_note"] = "非工业用地, 不计入评价用地"
+    land_note[nonind] = "非工业用地, 不计入评价用地"
+    links["land_share"] = land_share
+    links["land_note"] = pd.array(land_note, dtype="str")
     fi_note = pd.DataFrame({"fi": c["fi"].to_numpy(), "note": note.to_numpy()})
     fi_note = fi_note[fi_note["note"] != ""].drop_duplicates()
     joined = join_groups(fi_note["note"], fi_note["fi"].to_numpy(), "; ")
     per_firm["land_note"] = joined.reindex(per_firm.index).fillna("").to_numpy()
     return links, per_firm
+
+
+def _pid(pinfo: pd.DataFrame, positions: object) -> np.ndarray:
+    """``parcel_id`` text at parcel positions, as an object array."""
+    pos = np.asarray(positions, dtype=np.int64)
+    return pinfo["pid"].array.take(pos).to_numpy(dtype=object)

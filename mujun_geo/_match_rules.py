@@ -190,12 +190,15 @@ def text_rank(values: pd.Series, *, ascending: bool = True) -> np.ndarray | None
 
 
 def link_frame(fi, pj, method: str, confidence, evidence, review="") -> pd.DataFrame:
-    """Build a link frame; scalars are broadcast."""
+    """Build a link frame; scalars are broadcast, text Series taken by position."""
     fi = np.asarray(fi, dtype=np.int64)
     df = pd.DataFrame({"fi": fi, "pj": np.asarray(pj, dtype=np.int64)})
     df["method"] = method
     df["confidence"] = np.broadcast_to(np.asarray(confidence, dtype=float), len(fi)).copy()
     for col, val in (("evidence", evidence), ("review", review)):
+        if isinstance(val, pd.Series):  # text already in Arrow: no Python strings
+            df[col] = val.array
+            continue
         arr = np.asarray(val, dtype=object)
         df[col] = np.broadcast_to(arr, len(fi)).copy() if arr.ndim == 0 else arr
     return df[LINK_COLS]
@@ -716,14 +719,21 @@ def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) ->
         w = w.sort_values("fi", kind="stable").reset_index(drop=True)
         fi, pj = w["fi"].to_numpy(), w["pj"].to_numpy()
         n = np.bincount(cand.cover_fi[~hit], minlength=len(firms))[fi]
-    holder = pinfo["holder"].iloc[pj].reset_index(drop=True)
-    known = holder.notna().to_numpy()
+    holder = _arrow_text(pinfo["holder"]).take(pa.array(pj))
+    known = np.asarray(holder.is_valid())
     # the holder is another firm of the list: its code/name link points at this parcel
-    other = np.isin(pj, linked[1]) & ~np.isin(pairs(fi, pj, n_p), linked[0])
-    ev = np.where(known, "点位于宗地内; 权利人: " + holder.fillna(""), "点位于宗地内; 权利人未知")
-    ev = np.asarray(ev, dtype=object)
+    on_linked = np.zeros(n_p, dtype=bool)
+    on_linked[linked[1]] = True
+    other = on_linked[pj]
+    other[other] = ~np.isin(pairs(fi[other], pj[other], n_p), linked[0])
+    t = holder.type
+    sep = pa.scalar("", t)
+    text = pc.binary_join_element_wise(pa.scalar("点位于宗地内; 权利人: ", t), holder, sep)
+    text = pc.if_else(pa.array(known), text, pa.scalar("点位于宗地内; 权利人未知", t))
     if other.any():
-        ev[other] = ev[other] + " (名单内其他企业, 共租共用)"
+        mark = pc.binary_join_element_wise(text, pa.scalar(" (名单内其他企业, 共租共用)", t), sep)
+        text = pc.if_else(pa.array(other), mark, text)
+    ev = pd.Series(text, dtype="str")
     tie = n > 1
     if tie.any():
         ev[tie] = (
