@@ -366,10 +366,13 @@ def build_units(
     }
     read |= {r.column for r in cfg.bonus_rules}
     read |= {c for c in (cfg.settings.bonus_column, cfg.settings.penalty_column) if c}
-    num_cols = [
-        c for c in df.columns if c in read and c != "land_mu" and pd.api.types.is_float_dtype(df[c])
+    num_cols = [  # (``num:<name>``: the number of a column that is also a flag)
+        c
+        for c in df.columns
+        if c.removeprefix("num:") in read and c != "land_mu" and pd.api.types.is_float_dtype(df[c])
     ]
     sums = df.loc[counted, num_cols].groupby(labels[counted], sort=False).sum(min_count=1)
+    sums.columns = [c.removeprefix("num:") for c in num_cols]
     sums = sums.reindex(pd.RangeIndex(nunits)).add_prefix("sum:")
     sums.index = units.index
     units = pd.concat([units, sums], axis=1)

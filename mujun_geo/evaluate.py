@@ -242,7 +242,10 @@ def _prepare(enterprises: pd.DataFrame, cfg: EvalConfig) -> pd.DataFrame:
     num_cols |= {r.column for r in cfg.bonus_rules}
     num_cols |= {c for c in (settings.bonus_column, settings.penalty_column) if c}
     for c in num_cols:
-        df[c] = _numeric(src[c], c) if c in src else np.full(n, np.nan)
+        # a column that is also a flag (an adjustment counted by a bonus rule, say) keeps both
+        # readings: the flag under its name, the number as ``num:<name>``
+        key = f"num:{c}" if c in flag_cols else c
+        df[key] = _numeric(src[c], c) if c in src else np.full(n, np.nan)
     land = _numeric(src["land_mu"], "land_mu") if "land_mu" in src else np.full(n, np.nan)
     if "land_m2" in src:
         land = np.where(np.isnan(land), _numeric(src["land_m2"], "land_m2") * 3.0 / 2000.0, land)

@@ -444,6 +444,19 @@ def test_adjustments_move_grades():
     assert out.loc[0, "grade_note"].endswith("降档（downgrade，2档）：A类→C类")
 
 
+def test_column_both_adjustment_and_bonus_rule():
+    # one column read two ways: truthy → 升档, and its count → 加分 (it used to raise KeyError)
+    cfg = tax_config(adjustments=[{"column": "award", "steps": 1}])
+    cfg["bonus_penalty"] = [{"name": "获奖加分", "column": "award", "per_unit": 3}]
+    firms = scored_firms([70, 60, 50, 40, 30, 20, 10], award=[0, 0, 0, 0, 0, 2, 0])
+    out = evaluate(firms, config=cfg)
+    # F06: 20 + 2 × 3 = 26, still 6th of 7 → quota C, then one step up → B
+    assert out["score"].tolist() == pytest.approx([70, 60, 50, 40, 30, 26, 10])
+    assert out["grade"].tolist() == ["A", "A", "B", "B", "B", "B", "C"]
+    assert out.loc[5, "grade_note"].endswith("升档（award，1档）：C类→B类")
+    assert "获奖加分（award = 2）：+6 分" in explain(firms, "F06", config=cfg)
+
+
 def test_industry_group_quotas():
     cfg = tax_config(
         group_by=["region_code", "industry_group"],
