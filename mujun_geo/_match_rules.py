@@ -26,6 +26,7 @@ from shapely import STRtree
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
 from mujun_geo.names import _WHITESPACE, _nfkc, normalize_names
+from mujun_geo.names import _arrow as _arrow_text
 
 __all__ = [
     "LINK_COLS",
@@ -284,11 +285,11 @@ def firm_table(enterprises: pd.DataFrame, problems: Problems) -> tuple[pd.DataFr
     return firms, pts
 
 
-def _split_explode(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def _split_explode(values: pd.Series) -> tuple[np.ndarray, pd.Series]:
     """``values.str.split(_SEP)`` exploded: (row position, part) in row then part order.
 
-    Only the fields holding a separator go through the (Python) regex split; the rest are
-    their own single part. Missing values stay one missing part.
+    Split in Arrow (RE2, no Python strings); missing values stay one missing part. The parts
+    are ``string`` dtype.
 
     Examples
     --------
@@ -296,16 +297,15 @@ def _split_explode(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     >>> pj.tolist(), parts.tolist()
     ([0, 0, 1, 2], ['甲', '乙', <NA>, '丙'])
     """
-    n = len(values)
-    has = values.str.contains(_SEP, regex=True).to_numpy(dtype=bool, na_value=False)
-    whole = values.to_numpy(dtype=object)
-    if not has.any():
-        return np.arange(n), whole
-    split = values[has].reset_index(drop=True).str.split(_SEP).explode()
-    pj = np.concatenate([np.flatnonzero(~has), np.flatnonzero(has)[split.index.to_numpy()]])
-    parts = np.concatenate([whole[~has], split.to_numpy(dtype=object)])
-    order = np.argsort(pj, kind="stable")
-    return pj[order], parts[order]
+    text = _arrow_text(values.astype("string"))
+    if not len(text):
+        return np.zeros(0, dtype=np.int64), pd.Series([], dtype="string")
+    lists = pc.split_pattern_regex(pc.fill_null(text, ""), _SEP)
+    pj = np.asarray(pc.list_parent_indices(lists)).astype(np.int64)
+    parts = pc.list_flatten(lists)
+    # a missing value became "" (one part): missing again
+    parts = pc.if_else(text.is_null().take(pa.array(pj)), pa.scalar(None, parts.type), parts)
+    return pj, pd.Series(parts, dtype="string")
 
 
 def prepare_parcels(
@@ -381,7 +381,11 @@ def holder_tables(
     c["hcode"] = clean_codes(c["hcode"])
     c = c.dropna(subset=["hcode"]).drop_duplicates()
     pinfo["has_code"] = np.isin(np.arange(len(pinfo)), c["pj"])
-    h = h.dropna(subset=["hkey"]).drop_duplicates(["pj", "hkey"])
+    h = h.dropna(subset=["hkey"])
+    # drop repeated (parcel, key) pairs, first kept: integer pairs instead of a text hash
+    key = pc.dictionary_encode(_arrow_text(h["hkey"])).indices
+    pair = h["pj"].to_numpy() * (int(pc.max(key).as_py() or 0) + 1) + np.asarray(key)
+    h = h[~pd.Index(pair).duplicated()]
     h["has_code"] = pinfo["has_code"].to_numpy()[h["pj"]]
     return h.reset_index(drop=True), c.reset_index(drop=True)
 
@@ -810,9 +814,3 @@ def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
         whole = pa.concat_arrays([_arrow_text(out[col]).cast(joined.type), joined])
         out[col] = pd.Series(whole.take(pa.array(take)), dtype=links[col].dtype)
     return out
-
-
-def _arrow_text(values: pd.Series) -> pa.Array:
-    """Text values as one Arrow array (no copy for Arrow-backed strings)."""
-    text = pa.array(values.array, from_pandas=True)
-    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text

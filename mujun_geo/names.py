@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 __all__ = ["LEGAL_FORM_SUFFIXES", "ZHEJIANG_PLACES", "normalize_names", "place_names"]
 
@@ -261,23 +262,26 @@ def normalize_names(
     first, inverse = np.unique(pair[valid], return_index=True, return_inverse=True)[1:]
     rows = np.flatnonzero(valid)[first]
     keys = _normalize_rows(raw.iloc[rows].reset_index(drop=True), group[rows], region_names)
-    out = np.full(len(raw), None, dtype=object)
-    out[valid] = keys[inverse]
+    at = np.zeros(len(raw), dtype=np.int64)
+    at[valid] = inverse
+    out = keys.take(pa.array(at, mask=~valid))  # missing names: missing keys
     return pd.Series(out, index=names.index, dtype="string")
 
 
 def _normalize_rows(
     raw: pd.Series, group: np.ndarray, region_names: Mapping[str, str] | None
-) -> np.ndarray:
-    """Keys of the names `raw` (string dtype, positional index) with place-name `group` keys."""
+) -> pa.Array:
+    """Keys of the names `raw` (string dtype, positional index) with place-name `group` keys.
+
+    An Arrow string array in the order of `raw`, null where the name is empty.
+    """
     s = _nfkc(raw).str.upper()
     s = s.str.replace(_PUNCT_EXPLICIT, "", regex=True)
     s = s.mask(s.str.len() == 0)
-    out = s.to_numpy(dtype=object, na_value=None).copy()
     valid = s.notna().to_numpy()
     # rows whose groups give the same place-name patterns are processed together (a county
     # named in `region_names` that its city already lists adds nothing to the patterns)
-    keys, key_of_row = np.unique(group[valid].astype(str), return_inverse=True)
+    key_of_row, keys = pd.factorize(group[valid])
     ids: dict[tuple[str, str], int] = {}
     key_pattern = np.array(
         [
@@ -302,12 +306,24 @@ def _normalize_rows(
         step = part.str.replace(bracket, "", regex=True).str.replace(_BRACKET_CHARS, "", regex=True)
         step = _keep_nonempty(step.str.replace(prefix, "", regex=True), step)
         step = _keep_nonempty(step.str.replace(_SUFFIX, r"\1", regex=True), step)
-        return _keep_nonempty(step, part).to_numpy(dtype=object)
+        return _arrow(_keep_nonempty(step, part))
 
     # Arrow runs the regular expressions without the GIL: big inputs use two threads
     # (each group's rows are written by position, so the keys do not depend on the threads)
     threads = 2 if len(s) >= _THREAD_MIN_ROWS and len(jobs) > 1 else 1
     with ThreadPoolExecutor(threads, thread_name_prefix="mujun-names") as pool:
-        for (rows, _), keys in zip(jobs, pool.map(lambda job: strip_places(*job), jobs)):
-            out[rows] = keys
-    return out
+        parts = list(pool.map(lambda job: strip_places(*job), jobs))
+    # the groups' keys put back in row order (empty names: null), all in Arrow
+    text = _arrow(s)
+    rows = np.concatenate([r for r, _ in jobs] + [np.flatnonzero(~valid)])
+    empty = pa.nulls(int((~valid).sum()), text.type)
+    keys = pa.concat_arrays([p.cast(text.type) for p in parts] + [empty])
+    back = np.empty(len(rows), dtype=np.int64)
+    back[rows] = np.arange(len(rows))
+    return keys.take(pa.array(back))
+
+
+def _arrow(values: pd.Series) -> pa.Array:
+    """Arrow-backed text as one Arrow array (no copy)."""
+    text = pa.array(values.array, from_pandas=True)
+    return text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
