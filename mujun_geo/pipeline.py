@@ -109,7 +109,8 @@ def ingest(settings: RunSettings, *, progress: Progress | None = None) -> Ingest
     # keeps its own problems, added in the usual order (the same rows as one after another).
     with ThreadPoolExecutor(1, thread_name_prefix="mujun-read") as pool:
         pending = [
-            (name, pool.submit(_read_vector, reader, settings, name, crs)) for name, reader in layers
+            (name, pool.submit(_read_vector, reader, settings, name, crs))
+            for name, reader in layers
         ]
         say("读取企业 enterprises")
         frames["enterprises"] = io.read_enterprises(

@@ -636,7 +636,9 @@ def sample_run(tmp_path_factory):
     from mujun_geo.pipeline import run
 
     settings = sample_settings()
-    settings.output.update({"dir": tmp_path_factory.mktemp("gpkg_run"), "maps": False, "report": False})
+    settings.output.update(
+        {"dir": tmp_path_factory.mktemp("gpkg_run"), "maps": False, "report": False}
+    )
     return run(settings)
 
 
@@ -664,14 +666,18 @@ def test_pipeline_run_to_postgis_equals_the_geopackage_run(pg_dsn, schema, sampl
                 continue
             x, y = a[col], b[col]
             if pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x):
-                assert np.allclose(x.astype(float), y.astype(float), equal_nan=True, rtol=1e-12), (name, col)
+                assert np.allclose(x.astype(float), y.astype(float), equal_nan=True, rtol=1e-12), (
+                    name,
+                    col,
+                )
             else:
-                norm = lambda s: s.astype(object).where(s.notna(), None).map(  # noqa: E731
-                    lambda v: str(int(v)) if isinstance(v, (bool, np.bool_)) else v).tolist()
-                assert norm(x) == norm(y), (name, col)
+                assert _plain(x) == _plain(y), (name, col)
     # one schema per evaluation year, with a spatial index on every geometry table
-    idx = _sql(pg_dsn, "SELECT tablename FROM pg_indexes WHERE schemaname = %s AND indexdef ILIKE '%%gist%%'",
-               [schema])
+    idx = _sql(
+        pg_dsn,
+        "SELECT tablename FROM pg_indexes WHERE schemaname = %s AND indexdef ILIKE '%%gist%%'",
+        [schema],
+    )
     assert {"enterprises", "parcels", "lowland", "regions"} <= {r[0] for r in idx}
 
 
@@ -694,9 +700,14 @@ def test_far_on_the_sample_agrees_with_postgis_intersections(pg_dsn, schema):
     floors = building_floors(buildings)
     counted = floors["counted_floors"]
     assert np.allclose(counted, counted.round())  # whole storeys: the level trick below is exact
-    b = gpd.GeoDataFrame({"bid": np.arange(len(buildings)), "cf": counted.round().astype(int)},
-                         geometry=buildings.geometry.values, crs=buildings.crs)
-    p = gpd.GeoDataFrame({"pid": np.arange(len(parcels))}, geometry=parcels.geometry.values, crs=parcels.crs)
+    b = gpd.GeoDataFrame(
+        {"bid": np.arange(len(buildings)), "cf": counted.round().astype(int)},
+        geometry=buildings.geometry.values,
+        crs=buildings.crs,
+    )
+    p = gpd.GeoDataFrame(
+        {"pid": np.arange(len(parcels))}, geometry=parcels.geometry.values, crs=parcels.crs
+    )
     db.write_postgis({"b": b, "p": p}, pg_dsn, schema=schema)
     q = sql.SQL("""
         WITH lv AS (SELECT b.geometry, g.k FROM {s}.b b, generate_series(1, b.cf) AS g(k)),
@@ -707,7 +718,19 @@ def test_far_on_the_sample_agrees_with_postgis_intersections(pg_dsn, schema):
         SELECT per.pid, sum(per.a) / ST_Area(p.geometry) FROM per JOIN {s}.p p USING (pid)
         GROUP BY per.pid, p.geometry""").format(s=sql.Identifier(schema))
     rows = _sql(pg_dsn, q)
-    far_pg = pd.Series({pid: v for pid, v in rows}, dtype=float).reindex(range(len(parcels))).fillna(0.0)
+    far_pg = (
+        pd.Series({pid: v for pid, v in rows}, dtype=float).reindex(range(len(parcels))).fillna(0.0)
+    )
     mine = ours["far"].fillna(0.0).to_numpy()
     assert (mine > 0).sum() > 1000
     np.testing.assert_allclose(mine, far_pg.to_numpy(), rtol=1e-6, atol=1e-9)
+
+
+def _plain(s: pd.Series) -> list:
+    """Values as Python objects for comparison: missing → None, booleans → "0"/"1"."""
+    return (
+        s.astype(object)
+        .where(s.notna(), None)
+        .map(lambda v: str(int(v)) if isinstance(v, (bool, np.bool_)) else v)
+        .tolist()
+    )
