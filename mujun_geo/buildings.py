@@ -43,6 +43,7 @@ import shapely
 from pyproj import CRS
 
 from ._errors import CRSError, DataWarning, SchemaError
+from ._io_base import _surely_valid
 from .units import M2_PER_MU
 
 __all__ = [
@@ -155,7 +156,10 @@ def _valid_geoms(gdf: gpd.GeoDataFrame, name: str) -> np.ndarray:
     """Geometry array with invalid geometries repaired by ``make_valid`` (with a warning)."""
     geoms = np.asarray(gdf.geometry.values, dtype=object)
     present = ~shapely.is_missing(geoms)
-    invalid = present & ~_threaded(shapely.is_valid, geoms)
+    # convex rings (most footprints and parcels) are proven valid without GEOS
+    ask = np.flatnonzero(present & ~_surely_valid(geoms))
+    invalid = np.zeros(len(geoms), dtype=bool)
+    invalid[ask] = ~_threaded(shapely.is_valid, geoms[ask])
     if invalid.any():
         labels = list(gdf.index[invalid][:10])
         msg = (
