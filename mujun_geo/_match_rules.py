@@ -536,20 +536,52 @@ def code_rule(firms: pd.DataFrame, hcodes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _join_on_text(
+    left: pd.DataFrame, left_on: str, right: pd.DataFrame, right_on: str
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """``left.merge(right, left_on=…, right_on=…)`` (inner), text keys of one dtype, none missing.
+
+    The same rows, columns and order as pandas (left rows in order, each with its right
+    matches in right order), joined on integer codes of the keys. Also returns each row's
+    key code (the position of its key among the right's distinct keys).
+    """
+    assert not set(left.columns) & set(right.columns), "no shared column names"
+    enc = pc.dictionary_encode(_arrow_text(right[right_on]))
+    rcode = np.asarray(enc.indices).astype(np.int64)
+    lcode = pc.index_in(_arrow_text(left[left_on]), value_set=enc.dictionary)
+    lcode = np.asarray(lcode.fill_null(-1)).astype(np.int64)
+    # right rows grouped by key code, in right order within a code
+    order = np.argsort(rcode, kind="stable")
+    start = np.r_[0, np.cumsum(np.bincount(rcode, minlength=len(enc.dictionary)))]
+    li = np.flatnonzero(lcode >= 0)
+    n = (start[lcode[li] + 1] - start[lcode[li]]) if len(li) else np.zeros(0, dtype=np.int64)
+    li = np.repeat(li, n)
+    # position within each left row's run of matches
+    run = np.arange(len(li)) - np.repeat(np.cumsum(n) - n, n)
+    ri = order[start[lcode[li]] + run]
+    out = pd.concat(
+        [left.iloc[li].reset_index(drop=True), right.iloc[ri].reset_index(drop=True)], axis=1
+    )
+    return out, lcode[li]
+
+
 def exact_name_rule(firms, holders, code_pairs: np.ndarray, n_p: int, rejected) -> tuple:
     """Normalised holder name equals normalised firm name (not across two known counties)."""
     f = firms.loc[firms["eligible"] & firms["key"].notna(), ["key", "region"]]
-    m = holders.merge(f.rename_axis("fi").reset_index(), left_on="hkey", right_on="key")
+    m, code = _join_on_text(holders, "hkey", f.rename_axis("fi").reset_index(), "key")
     both = m["hregion"].notna() & m["region"].notna()
     cross = both.to_numpy() & (m["hregion"].fillna("") != m["region"].fillna("")).to_numpy()
-    m = m[~cross].drop_duplicates(["fi", "pj"]).reset_index(drop=True)
+    keep = ~cross & ~pd.Index(pairs(m["fi"], m["pj"], n_p)).duplicated()
+    m, code = m[keep].reset_index(drop=True), code[keep]
     hit = np.isin(pairs(m["fi"], m["pj"], n_p), rejected)
     rej = link_frame(
         m["fi"][hit], m["pj"][hit], "name", 0.95, ("权利人名称相同: " + m["hname"][hit]).to_numpy()
     )
-    m = m[~hit].reset_index(drop=True)
+    m, code = m[~hit].reset_index(drop=True), code[~hit]
     conflict = m["has_code"].to_numpy() & ~np.isin(pairs(m["fi"], m["pj"], n_p), code_pairs)
-    n_firms = m.groupby(["pj", "hkey"])["fi"].transform("nunique").to_numpy()
+    # firms per (parcel, key): the (firm, parcel) pairs are distinct, so a count
+    group = pd.factorize(pairs(m["pj"], code, int(code.max(initial=0)) + 1))[0]
+    n_firms = np.bincount(group)[group] if len(group) else np.zeros(0, dtype=np.int64)
     review = np.where(conflict, "名称相同但宗地权利人信用代码不同", "")
     review = np.where((n_firms > 1) & ~conflict, "权利人名称对应多家企业", review)
     ev = ("权利人名称相同: " + m["hname"]).to_numpy()

@@ -974,6 +974,24 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(monkeypatch, ma
         assert len(np.unique(fi)) > 200
 
 
+def test_join_on_text_equals_pandas_merge():
+    from mujun_geo._match_rules import _join_on_text
+
+    rng = np.random.default_rng(8)
+    words = np.array(["甲", "乙", "丙", "丁", "戊", "甲乙"], dtype=object)
+    left = pd.DataFrame({"pj": np.arange(300), "hkey": pd.array(rng.choice(words, 300), "string")})
+    right = pd.DataFrame(
+        {"fi": np.arange(120), "key": pd.array(rng.choice(words[:5], 120), dtype="string")}
+    )
+    got, code = _join_on_text(left, "hkey", right, "key")
+    want = left.merge(right, left_on="hkey", right_on="key")
+    pd.testing.assert_frame_equal(got, want)
+    assert len(got) > 300  # keys repeat on both sides
+    assert (got["hkey"] != "甲乙").all()  # a key only on the left joins nothing
+    # the code names the key: equal codes, equal keys
+    assert got.groupby(code)["key"].nunique().eq(1).all()
+
+
 def test_join_groups_equals_str_join():
     from mujun_geo._match_rules import join_groups
 
