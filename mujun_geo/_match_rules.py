@@ -597,7 +597,7 @@ def _fuzzy_block(fkeys, hkeys, threshold: float, region: str) -> pd.DataFrame:
     fkeys, hkeys = np.asarray(fkeys, dtype=object), np.asarray(hkeys, dtype=object)
     flen = np.fromiter(map(len, fkeys), dtype=np.int64, count=len(fkeys))
     hlen = np.fromiter(map(len, hkeys), dtype=np.int64, count=len(hkeys))
-    keys, hits, scores = [], [], []
+    keys, hits, scores, ties = [], [], [], []
     for n in np.unique(flen):
         lo, hi = n * threshold / (200 - threshold) - 1e-9, n * (200 - threshold) / threshold + 1e-9
         hsel = hkeys[(hlen >= lo) & (hlen <= hi)]
@@ -610,12 +610,15 @@ def _fuzzy_block(fkeys, hkeys, threshold: float, region: str) -> pd.DataFrame:
             score = process.cdist(
                 chunk, hsel, scorer=fuzz.ratio, score_cutoff=threshold, dtype=np.float32, workers=-1
             )
-            # the cutoff zeroes everything below the threshold; flat positions of a boolean
-            # mask are ~10x faster than a 2-D np.nonzero (same pairs, same row-major order)
-            rows, cols = np.divmod(np.flatnonzero(score != 0), score.shape[1])
+            # the cutoff zeroes everything below the threshold; each firm key (one row: keys
+            # are distinct) keeps its best holder keys. Flat positions of a boolean mask are
+            # ~10x faster than a 2-D np.nonzero (same pairs, same row-major order)
+            best = score.max(axis=1, initial=0)[:, None]
+            rows, cols = np.divmod(np.flatnonzero((score == best) & (best != 0)), score.shape[1])
             keys.append(chunk[rows])
             hits.append(hsel[cols])
             scores.append(score[rows, cols].astype(float))
+            ties.append(np.bincount(rows, minlength=len(chunk))[rows])
     # one frame for the block (not one per cdist call)
     z = (
         pd.DataFrame(
@@ -623,26 +626,24 @@ def _fuzzy_block(fkeys, hkeys, threshold: float, region: str) -> pd.DataFrame:
                 "key": np.concatenate(keys),
                 "hkey": np.concatenate(hits),
                 "score": np.concatenate(scores),
+                "region": region,
+                "ties": np.concatenate(ties),
             }
         )
         if keys
-        else pd.DataFrame({"key": [], "hkey": [], "score": []})
+        else pd.DataFrame({"key": [], "hkey": [], "score": [], "region": region, "ties": 0})
     )
-    z = z[z["score"] == z.groupby("key")["score"].transform("max")]
-    return z.assign(region=region, ties=z.groupby("key")["hkey"].transform("size"))
+    return z
 
 
-def _isin_set(s: pd.Series, values: set) -> np.ndarray:
-    """``s.isin(values)`` for text without missing values, by Python set lookups.
-
-    pandas converts every element of a large set to an Arrow scalar first (1 s per million);
-    for strings the set lookup gives the same answer.
-    """
-    if s.isna().any():
-        return s.isin(values).to_numpy(dtype=bool)
-    text = {v for v in values if isinstance(v, str)}
-    arr = s.to_numpy(dtype=object)
-    return np.fromiter(map(text.__contains__, arr), dtype=bool, count=len(arr))
+def _isin_claimed(region: pd.Series, key: pd.Series, claimed: set) -> np.ndarray:
+    """Whether region, NUL, key (joined) is in `claimed` (text; a missing part: False)."""
+    if not claimed or not len(region):
+        return np.zeros(len(region), dtype=bool)
+    r, k = _arrow_text(region), _arrow_text(key)
+    both = pc.binary_join_element_wise(r, k.cast(r.type), pa.scalar("\x00", r.type))
+    hit = pc.is_in(both, value_set=pa.array(sorted(claimed), type=r.type))
+    return np.asarray(hit.fill_null(False))
 
 
 def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n_p: int) -> tuple:
@@ -653,7 +654,7 @@ def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n
     ok = firms["eligible"] & firms["key"].notna() & firms["region"].notna()
     f = firms[ok.to_numpy() & ~np.isin(np.arange(len(firms)), linked_fi)]
     h = holders[holders["hregion"].notna().to_numpy() & ~holders["has_code"].to_numpy()]
-    h = h[~_isin_set(h["hregion"] + "\x00" + h["hkey"], claimed)]
+    h = h[~_isin_claimed(h["hregion"], h["hkey"], claimed)]
     h_by_region = {r: g for r, g in h.groupby("hregion", sort=True)}
     parts = []
     for region, fg in f.groupby("region", sort=True):

@@ -1021,14 +1021,16 @@ def test_split_explode_equals_split_and_explode():
     assert pj.tolist() == [0, 1] and parts[0] == "甲" and pd.isna(parts[1])
 
 
-def test_isin_set_equals_pandas_isin():
-    from mujun_geo._match_rules import _isin_set
+def test_isin_claimed_equals_pandas_isin():
+    from mujun_geo._match_rules import _isin_claimed
 
-    s = pd.Series(["330481\x00宏达", "330481\x00新星", "330482\x00宏达"], dtype="string")
-    claimed = {"330481\x00宏达", "330482\x00别的", 5}
-    assert _isin_set(s, claimed).tolist() == s.isin(claimed).tolist() == [True, False, False]
-    s_na = pd.Series(["a", None], dtype="string")
-    assert _isin_set(s_na, {"a"}).tolist() == s_na.isin({"a"}).tolist() == [True, False]
+    region = pd.Series(["330481", "330481", "330482", None], dtype="string")
+    key = pd.Series(["宏达", "新星", "宏达", "宏达"], dtype="string")
+    claimed = {"330481\x00宏达", "330482\x00别的"}
+    joined = region + "\x00" + key
+    assert _isin_claimed(region, key, claimed).tolist() == [True, False, False, False]
+    assert joined.isin(claimed).fillna(False).tolist() == [True, False, False, False]
+    assert not _isin_claimed(region, key, set()).any()
 
 
 def test_fuzzy_block_keeps_the_best_holders_per_firm_like_a_pairwise_loop():
