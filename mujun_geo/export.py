@@ -319,7 +319,8 @@ def _gdal_config(options: Mapping[str, str]) -> Iterator[None]:
 
 def _fsync(path: Path) -> None:
     """Flush ``path`` to disk, so that the rename never publishes a half-written file."""
-    fd = os.open(path, os.O_RDONLY)
+    # Windows flushes only a handle opened for writing; POSIX needs no write access
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

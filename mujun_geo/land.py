@@ -44,8 +44,10 @@ from .lowland import (
     LowlandResult,
     _area_mu,
     _codes,
+    _per_unique,
     _prefix_lookup,
     _rule_order,
+    _text_by_code,
     far_minimums,
     flag_lowland,
     lowland_rules,
@@ -120,8 +122,11 @@ def lowland_summary(
         msg = f"`parcels` lacks {missing}; run flag_lowland first and pass its `.parcels`."
         raise SchemaError(msg)
     df = parcels
+    if "area_mu" in df.columns:  # else _area_mu measures the geometry: keep every column
+        used = ["area_mu", "lowland", "lowland_reasons", energy_col, *by, "lowland_assessed"]
+        df = df[[c for c in dict.fromkeys(used) if c in df.columns]]
     if "lowland_assessed" in df.columns:
-        df = df[df["lowland_assessed"].fillna(False).astype(bool)]
+        df = df[df["lowland_assessed"].fillna(False).astype(bool).to_numpy()]
     area = _area_mu(df)
     flagged = df["lowland"].fillna(0).astype(int).eq(1)
     if energy_col in df.columns:
@@ -151,15 +156,19 @@ def lowland_summary(
         per_combo = np.array([names.count(n) for names in parts], dtype=int)
         work[f"n_{n}"] = per_combo[combo]
 
-    def aggregate(keys: pd.Series | str, level: str) -> pd.DataFrame:
-        g = work.groupby(keys, sort=True)
+    def aggregate(keys: pd.Series, level: str) -> pd.DataFrame:
+        # grouped on integer codes in key order (as a groupby on the text, sorted, without
+        # parcels that have no key); the same rows in the same order, so the same sums
+        codes, uniques = pd.factorize(keys, sort=True)
+        keyed = codes >= 0
+        g = (work[keyed] if not keyed.all() else work).groupby(codes[keyed], sort=True)
         res = g.sum(numeric_only=True)
         res.insert(0, "n_parcels", g.size())
         # energy stays NaN when no flagged parcel in the group has a known figure
         res["lowland_energy_tce"] = res["lowland_energy_tce"].where(
             res.pop("_energy_known") > 0, np.nan
         )
-        res.insert(0, "key", res.index.astype("str"))
+        res.insert(0, "key", uniques.take(res.index.to_numpy()).astype("str"))
         res.insert(0, "level", level)
         return res.reset_index(drop=True)
 
@@ -175,6 +184,12 @@ def lowland_summary(
 # --------------------------------------------------------------------------------------
 # 高耗低效 firms
 # --------------------------------------------------------------------------------------
+#: ``reasons`` of the 高耗低效 list by code (1: high energy, 2: low tax, 3: both).
+_REASONS = ("", "high_energy", "low_tax_per_mu", "high_energy;low_tax_per_mu")
+#: ``note`` of the 高耗低效 list by code (1: energy use without value added).
+_NOTES = ("", "value_added <= 0 with energy use")
+
+
 def _region_mean(value: pd.Series, weight: pd.Series, key: pd.Series | str) -> pd.Series:
     """Weighted mean Σ value×weight / Σ weight per key, mapped back to each row."""
     keys = pd.Series(key, index=value.index)
@@ -270,7 +285,7 @@ def high_energy_low_efficiency(
         if code is None:
             msg = "`manufacturing_only` needs an `industry_code` column (or pass False)."
             raise SchemaError(msg)
-        div = pd.to_numeric(code.str.slice(0, 2), errors="coerce")
+        div = _per_unique(lambda c: pd.to_numeric(c.str.slice(0, 2), errors="coerce"), code)
         scope &= div.between(13, 43).fillna(False).astype(bool)
         if code.isna().any():
             logger.info(
@@ -315,31 +330,29 @@ def high_energy_low_efficiency(
         thr = pd.Series(float(tax_per_mu_max), index=df.index)  # type: ignore[arg-type]
     low = tpm < thr
 
-    listed = (high & low) if combine == "and" else (high | low)
-    reasons = pd.Series("", index=df.index, dtype="str")
-    reasons = reasons.mask(high, "high_energy")
-    reasons = reasons.mask(low, reasons.where(reasons == "", reasons + ";") + "low_tax_per_mu")
+    listed = ((high & low) if combine == "and" else (high | low)).to_numpy(dtype=bool)
+    # the listed firms only; the two text columns from a few distinct strings by code
+    idx = df.index[listed]
+    reasons = (high.to_numpy(dtype=bool) * 1 + low.to_numpy(dtype=bool) * 2)[listed]
+    note = no_va.to_numpy(dtype=bool)[listed].astype(np.int64)
     out = pd.DataFrame(
         {
-            "credit_code": df["credit_code"],
-            "name": df["name"],
-            "energy_per_va": epv,
-            "energy_per_va_max": limit,
-            "tax_per_mu": tpm,
-            "tax_per_mu_threshold": thr,
-            "reasons": reasons,
-            "land_mu": land_mu,
-            "energy_tce": energy,
-            "value_added": va,
-            "note": pd.Series("", index=df.index, dtype="str").mask(
-                no_va, "value_added <= 0 with energy use"
-            ),
+            "credit_code": df["credit_code"][listed],
+            "name": df["name"][listed],
+            "energy_per_va": epv[listed],
+            "energy_per_va_max": limit[listed],
+            "tax_per_mu": tpm[listed],
+            "tax_per_mu_threshold": thr[listed],
+            "reasons": _text_by_code(list(_REASONS), reasons, idx),
+            "land_mu": land_mu[listed],
+            "energy_tce": energy[listed],
+            "value_added": va[listed],
+            "note": _text_by_code(list(_NOTES), note, idx),
         }
     )
     for col in ("industry_code", "region_code"):
         if col in df.columns:
-            out[col] = df[col]
-    out = out[listed]
+            out[col] = df[col][listed]
     # firms with energy use but no value added first, unknown intensity last
     intensity = out["energy_per_va"].mask(out["note"] != "", np.inf).fillna(-np.inf).to_numpy()
     order = np.lexsort((out["credit_code"].astype("str").to_numpy(), -intensity))

@@ -286,34 +286,38 @@ def main_industry(
         if missing:
             msg = f"`{name}` lacks columns {missing} needed for the main industry of parcels."
             raise SchemaError(msg)
-    links = matches
+    links = matches[["credit_code", "parcel_id"]]  # the links' other columns are not copied
     if statuses is not None and "status" in matches.columns:
-        links = matches[matches["status"].isin(list(statuses))]
-    ent = enterprises.drop_duplicates("credit_code")
-    va = ent["value_added"] if "value_added" in ent.columns else np.nan
-    code = _codes(ent["industry_code"]).str.slice(0, digits)
+        links = links[matches["status"].isin(list(statuses)).to_numpy()]
+    # the first row of each credit code counts (as after drop_duplicates): the lookup below
+    # finds first rows, so the firms need no deduplicated copy
+    va = enterprises["value_added"] if "value_added" in enterprises.columns else np.nan
+    code = _per_unique(lambda c: _codes(c).str.slice(0, digits), enterprises["industry_code"])
     value = pd.to_numeric(va, errors="coerce")
-    value = pd.Series(value, index=ent.index) if np.ndim(value) == 0 else value
+    value = pd.Series(value, index=enterprises.index) if np.ndim(value) == 0 else value
 
     # STEP 1: distinct (firm, parcel) links of firms with a code (as an inner merge on the
-    # credit code would keep them: in link order, missing codes matching each other)
-    pairs = links[["credit_code", "parcel_id"]].drop_duplicates()
-    firm = _positions(pairs["credit_code"], pd.Index(ent["credit_code"]))
+    # credit code would keep them: missing codes matching each other), as integer codes
+    firm = np.array(_positions(links["credit_code"], pd.Index(enterprises["credit_code"].array)))
     keep = firm >= 0
     keep[keep] = code.notna().to_numpy()[firm[keep]]
-    keep &= pairs["parcel_id"].notna().to_numpy()  # groupby leaves missing parcels out
+    keep &= links["parcel_id"].notna().to_numpy()  # groupby leaves missing parcels out
     firm = firm[keep]
     # parcels and codes numbered in sort order, so integer order is string order
-    parcel_ids = pairs["parcel_id"][keep]
+    parcel_ids = links["parcel_id"][keep]
     pcode, pids = pd.factorize(parcel_ids, sort=True)
-    ccode, cids = pd.factorize(code.to_numpy()[firm], sort=True)
+    distinct = ~pd.Series(pcode.astype(np.int64) * len(enterprises) + firm).duplicated()
+    pcode, firm = pcode[distinct.to_numpy()], firm[distinct.to_numpy()]
+    ecode, cids = pd.factorize(code, sort=True)  # per firm row: few codes, so fast
+    ccode = ecode[firm]
     if not len(pcode):
         empty = pd.Index(parcel_ids, name="parcel_id")
         return pd.Series([], index=empty, name="industry_code", dtype="str")
 
     # STEP 2: per (parcel, code): number of firms and their largest value added
     key = pcode.astype(np.int64) * len(cids) + ccode
-    groups = pd.DataFrame({"va": value.to_numpy(dtype=float, na_value=np.nan)[firm]}).groupby(key)
+    va = value.to_numpy(dtype=float, na_value=np.nan)[firm]
+    groups = pd.DataFrame({"va": va}).groupby(key, sort=False)  # STEP 3 sorts
     agg = pd.DataFrame({"n": groups.size(), "va": groups["va"].max()})
     gkey = agg.index.to_numpy()
     gp, gc = gkey // len(cids), gkey % len(cids)
@@ -579,13 +583,18 @@ def flag_lowland(
             out["far_min"] = _per_unique(partial(_prefix_lookup, table=lookup), code)
             built = industrial & (num["footprint_m2"] > 0)
             add(built & (num["far"] < out["far_min"]), name, ["industry_code", "far", "far_min"])
-            unknown = built & firms & out["far_min"].isna()
-            text = (
-                (f"{name}: industry " + code.fillna("") + " not in FAR table")
-                .where(code.notna(), f"{name}: no industry code")
-                .astype("str")
-            )
-            notes = notes.mask(unknown, notes.where(notes == "", notes + "; ") + text)
+            # the note on the few parcels it concerns (text for every parcel is slow)
+            unknown = np.flatnonzero((built & firms & out["far_min"].isna()).to_numpy())
+            if len(unknown):
+                known = code.iloc[unknown]
+                text = (
+                    (f"{name}: industry " + known.fillna("") + " not in FAR table")
+                    .where(known.notna(), f"{name}: no industry code")
+                    .astype("str")
+                )
+                old = notes.iloc[unknown]
+                notes = notes.copy()
+                notes.iloc[unknown] = (old.where(old == "", old + "; ") + text).to_numpy()
         elif kind == "coverage_below_min":
             out["coverage_min"] = float(rule["min"])
             cov = num["coverage"]
@@ -633,11 +642,14 @@ def flag_lowland(
     keep += ["area_mu", "lowland_reasons", "lowland_notes"]
     keep += [c for c in figures if c not in keep and c in out.columns]
     keep += [c for c in ("region_code", "park_id") if c in out.columns and c not in keep]
-    flagged = out[out["lowland"] == 1]
+    # the flagged rows of the kept columns only (not of every column of the parcels)
+    rows = np.flatnonzero(out["lowland"].to_numpy() == 1)
     if isinstance(out, gpd.GeoDataFrame):
-        layer = gpd.GeoDataFrame(flagged[keep], geometry=flagged.geometry, crs=out.crs)
+        flagged = out[list(dict.fromkeys([*keep, out.geometry.name]))].take(rows)
+        # copy=False: `flagged` is a new frame already (geopandas copies plain frames)
+        layer = gpd.GeoDataFrame(flagged[keep], geometry=flagged.geometry, crs=out.crs, copy=False)
     else:
-        layer = flagged[keep].copy()
+        layer = out[keep].take(rows)
     return LowlandResult(parcels=out, lowland=layer, rules=resolved)
 
 
@@ -649,16 +661,33 @@ def _joined_reasons(hits: list[tuple[str, np.ndarray]], index: pd.Index) -> pd.S
     """
     if not hits:
         return pd.Series("", index=index, dtype="str")
-    flags = np.column_stack([mask for _, mask in hits])
-    if len(hits) < 63:  # one integer per parcel, a bit per rule
-        bits = np.left_shift(np.int64(1), np.arange(len(hits), dtype=np.int64))
-        seen, which = np.unique(flags @ bits, return_inverse=True)
-        rows = (seen[:, None] & bits) > 0
+    if len(hits) <= 20:  # one integer per parcel, a bit per rule; few combinations
+        bits = np.zeros(len(index), dtype=np.int64)
+        for i, (_, mask) in enumerate(hits):
+            bits |= mask.astype(np.int64) << i
+        # the combinations present, numbered in increasing order (as np.unique would)
+        present = np.bincount(bits, minlength=1 << len(hits)) > 0
+        seen = np.flatnonzero(present)
+        which = (np.cumsum(present) - 1)[bits]
+        rows = (seen[:, None] >> np.arange(len(hits))) & 1 > 0
     else:
+        flags = np.column_stack([mask for _, mask in hits])
         rows, which = np.unique(flags, axis=0, return_inverse=True)
     names = [name for name, _ in hits]
-    text = np.array([";".join(n for n, on in zip(names, row) if on) for row in rows], dtype=object)
-    return pd.Series(text[which.ravel()], index=index, dtype="str")
+    text = [";".join(n for n, on in zip(names, row) if on) for row in rows]
+    return _text_by_code(text, which.ravel(), index)
+
+
+def _text_by_code(text: list[str], which: np.ndarray, index: pd.Index) -> pd.Series:
+    """``pd.Series(np.array(text)[which], index=index, dtype="str")``, taken in Arrow.
+
+    A few distinct strings repeated over many rows: Arrow's ``take`` builds the column
+    without a Python string object per row.
+    """
+    import pyarrow as pa
+
+    values = pa.array(text, pa.large_string()).take(pa.array(which, pa.int64()))
+    return pd.Series(pd.array(values, dtype="str"), index=index)
 
 
 def _rule_order() -> list[str]:

@@ -300,7 +300,7 @@ def _normalize_rows(
     groups = pd.Series(row_pattern).groupby(row_pattern, sort=False).indices.items()
     jobs = [(np.flatnonzero(valid)[idx], patterns[pid]) for pid, idx in groups]
 
-    def strip_places(rows: np.ndarray, pattern: tuple[str, str]) -> np.ndarray:
+    def strip_places(rows: np.ndarray, pattern: tuple[str, str]) -> pa.Array:
         prefix, bracket = pattern
         part = s.iloc[rows]
         step = part.str.replace(bracket, "", regex=True).str.replace(_BRACKET_CHARS, "", regex=True)

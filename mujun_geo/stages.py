@@ -271,15 +271,10 @@ def _run(
         layers["industries"] = aggregate.industry_figures(firm_out)
         lead = [aggregate.leaders(firm_out, by="industry")]
         if parks is not None and len(layers.get("parks", [])):
-            firm_park = alloc.assign(
-                park=aggregate._map_by(
-                    alloc["parcel_id"], aggregate._column_by(parcel_out, "parcel_id", "park_id")
-                )
-            )
-            firm_park = firm_park.sort_values(["credit_code", "alloc_m2"], ascending=[True, False])
-            first = firm_park.drop_duplicates("credit_code").set_index("credit_code")["park"]
+            # the park of each firm's largest part of land (integer sorts, shared lookups)
+            firm_park = aggregate._firm_parks(firm_out, alloc, parcel_out)
             types = parks.set_index("park_id")["park_type"]
-            park_type = aggregate._map_by(firm_out["credit_code"], first).map(types)
+            park_type = aggregate._map_few(firm_park, types)
             lead.append(aggregate.leaders(firm_out, by="park_type", park_types=park_type))
         layers["leaders"] = pd.concat(lead, ignore_index=True)
         if previous.get("enterprises") is not None:

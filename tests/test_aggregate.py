@@ -345,3 +345,290 @@ def test_county_of_points_equals_sjoin_within_first_match():
         _county_of_points(many, counties),
         joined["region_code"].rename("region_code"),
     )
+
+
+# ---------------------------------------------------------------------------------------
+# lookups on integer codes against the text formulations (sorts, groupbys, maps on text)
+# ---------------------------------------------------------------------------------------
+def _naive_positions(keys, values):
+    first = {}
+    for i, v in enumerate(values):
+        first.setdefault("<NA>" if pd.isna(v) else v, i)
+    return [first.get("<NA>" if pd.isna(k) else k, -1) for k in keys]
+
+
+@pytest.mark.parametrize("text", ["str", object])
+def test_positions_find_first_rows_and_missing_values(text):
+    keys = pd.Series(["b", None, "zz", "a", "c", "b"], dtype=text)
+    cases = [
+        ["a", "b", "c", "d"],  # sorted: index_in
+        ["c", None, "a", "b"],  # unique, unsorted: numbered with the keys
+        ["c", "a", "c", None, "b", None],  # repeated values and missing ones: the first
+        [],
+    ]
+    for values in cases:
+        got = aggregate._positions(keys, pd.Index(pd.array(values, dtype=text)))
+        want = _naive_positions(keys, values)
+        if text is object:  # get_indexer's matching of None: only present keys compared
+            want = [w if k is not None else g for k, g, w in zip(keys, got, want)]
+        assert got.tolist() == want
+        assert not got.flags.writeable
+    # Arrow text of another storage is looked up too
+    other = pd.Index(pd.array(["c", "a"], dtype="string[pyarrow]"))
+    assert aggregate._positions(keys, other).tolist() == [-1, -1, -1, 1, 0, -1]
+
+
+def test_lookups_are_remembered_while_their_arrays_live():
+    import gc
+
+    frame = pd.DataFrame({"k": pd.Series([f"P{i}" for i in range(50)], dtype="str")})
+    keys = pd.Series(["P3", "P7", "Q"], dtype="str")
+    first = aggregate._positions(keys, pd.Index(frame["k"].array))
+    # a join shares the Arrow buffers: the result is found again, not computed
+    joined = frame.join(pd.DataFrame({"x": np.arange(50)}))
+    assert aggregate._positions(keys, pd.Index(joined["k"].array)) is first
+    assert aggregate._is_unique(pd.Index(joined["k"].array))
+    # the same text in other buffers is looked up anew
+    copy = pd.Series(list(frame["k"]), dtype="str")
+    again = aggregate._positions(keys, pd.Index(copy.array))
+    assert again is not first and again.tolist() == first.tolist() == [3, 7, -1]
+    n = len(aggregate._MEMO)
+    del frame, joined, first, keys
+    gc.collect()
+    assert len(aggregate._MEMO) < n  # gone with the arrays
+
+
+def _naive_allocate_land(matches, parcels):
+    links = matches[matches["status"].isin(["auto", "confirmed"])]
+    links = links[links["industrial"].astype(bool)]
+    links = links[["credit_code", "parcel_id", "land_share"]].copy()
+    links["land_share"] = links["land_share"].fillna(0.0).clip(lower=0.0)
+    total = links.groupby("parcel_id")["land_share"].transform("sum")
+    area = links["parcel_id"].map(parcels.set_index("parcel_id")["area_m2"])
+    links["alloc_m2"] = np.where(
+        total > 0, area * links["land_share"] / total.where(total > 0, 1.0), 0.0
+    )
+    return links.reset_index(drop=True)
+
+
+def _random_links(seed: int, text):
+    rng = np.random.default_rng(seed)
+    codes = [f"91330{k:03d}X" for k in range(40)]
+    pids = [f"P{k:03d}" for k in range(60)]
+    n = 200
+    matches = pd.DataFrame(
+        {
+            "credit_code": pd.Series(rng.choice(codes + ["9199X"], n), dtype=text),
+            "parcel_id": pd.Series(rng.choice(pids + ["Q1"], n), dtype=text),
+            # thirds: several firms tie on a parcel; sums of three or more in float
+            "land_share": rng.choice([np.nan, -1.0, 0.0, 1 / 3, 0.1, 0.7, 1.0], n),
+            "status": rng.choice(["auto", "confirmed", "review"], n),
+            "industrial": rng.random(n) < 0.9,
+            "alloc_m2": rng.choice([np.nan, 0.0, 500.0, 1000.0, 1000.0 / 3], n),
+        }
+    )
+    matches.loc[[3, 17], "parcel_id"] = None
+    matches.loc[[5, 9], "credit_code"] = None
+    parcels = pd.DataFrame(
+        {
+            "parcel_id": pd.array(pids[::-1][:55] + ["P999"], dtype=text),
+            "area_m2": rng.uniform(500, 9000, 56).round(1),
+            "park_id": pd.array(rng.choice(["K2", "K1", "K3", None], 56), dtype=object),
+        },
+        index=np.arange(56) * 2,
+    )
+    firms = pd.DataFrame(
+        {
+            "credit_code": pd.array(codes[::-1] + [None], dtype=text),
+            "grade": pd.array(rng.choice(["A", "B", "C", "D", "", None], 41), dtype=text),
+            "match_status": rng.choice(["matched", "rejected"], 41, p=[0.9, 0.1]),
+        },
+        index=np.arange(41) + 100,
+    )
+    return matches, parcels, firms
+
+
+@pytest.mark.parametrize("text", ["str", object])
+def test_allocation_and_firm_land_equal_naive_reference(text):
+    for seed in range(6):
+        matches, parcels, firms = _random_links(seed, text)
+        alloc = aggregate.allocate_land(matches.drop(columns="alloc_m2"), parcels)
+        ref = _naive_allocate_land(matches.drop(columns="alloc_m2"), parcels)
+        pd.testing.assert_frame_equal(alloc, ref, check_exact=True)
+        for frame in (firms, pd.concat([firms, firms.iloc[[3, 7]]])):  # unique, repeated
+            got = aggregate.firm_land_alloc(frame, alloc)
+            per_firm = alloc.groupby("credit_code")["alloc_m2"].sum()
+            want = frame["credit_code"].map(per_firm).where(frame["match_status"] != "rejected")
+            pd.testing.assert_series_equal(got, want.rename("land_alloc_m2"), check_exact=True)
+        assert alloc["alloc_m2"].gt(0).sum() >= 20
+
+
+def _naive_firm_park(alloc, parcels):
+    """The park of each firm's first link after sorting by credit code and part (text sort)."""
+    firm_park = alloc.assign(
+        park_id=alloc["parcel_id"].map(parcels.set_index("parcel_id")["park_id"])
+    )
+    return firm_park.sort_values(
+        ["credit_code", "alloc_m2"], ascending=[True, False]
+    ).drop_duplicates("credit_code")
+
+
+@pytest.mark.parametrize("text", ["str", object])
+def test_park_counts_and_firm_parks_equal_naive_reference(text):
+    parks = gpd.GeoDataFrame(
+        {
+            "park_id": ["K3", "K1", "K2", "K9"],
+            "name": list("abcd"),
+            "park_type": ["dev", "hitech", "dev", "dev"],
+            "star": [1, 2, 3, 4],
+        },
+        geometry=[box(0, 0, 10, 10)] * 4,
+        crs=4549,
+    )
+    for seed in range(6):
+        matches, parcels, firms = _random_links(seed, text)
+        alloc = matches.loc[matches["status"] != "review", ["credit_code", "parcel_id", "alloc_m2"]]
+        alloc = alloc.reset_index(drop=True)
+        parcels = parcels.assign(land_use="0601", n_enterprises=1, tax_sum=1.0)
+        parcels["value_added_sum"] = parcels["energy_tce_sum"] = 1.0
+        got = aggregate.park_figures(parks, parcels, firms, alloc)
+        main = _naive_firm_park(alloc, parcels)
+        firm_grades = firms.drop_duplicates("credit_code").set_index("credit_code")["grade"]
+        grades = main["credit_code"].map(firm_grades).fillna("").astype(str)
+        counts = pd.crosstab(main["park_id"].fillna("—"), grades)
+        for g in "ABCD":
+            want = parks["park_id"].map(counts[g] if g in counts else {}).fillna(0).astype(int)
+            assert got[f"n_{g.lower()}"].tolist() == want.tolist()
+        n = parks["park_id"].map(main.groupby("park_id").size()).fillna(0).astype(int)
+        assert got["n_enterprises"].tolist() == n.tolist() and n.sum() >= 5
+        # the stage's firm -> park of the largest part (unique codes; repeated codes)
+        for frame in (firms, pd.concat([firms, firms.iloc[[2, 5]]])):
+            first = main.set_index("credit_code")["park_id"]
+            want = frame["credit_code"].map(first)
+            got_parks = aggregate._firm_parks(frame, alloc, parcels)
+            assert got_parks.index.equals(frame.index)
+            assert got_parks.fillna("-").tolist() == want.fillna("-").tolist()
+
+
+def _naive_leaders(enterprises, *, by="industry", measure="tax_per_mu", top=10, park_types=None):
+    graded = enterprises["grade"].fillna("").isin(list("ABCD")).to_numpy()
+    used = ["credit_code", "name", measure, "grade", "industry_code"]
+    e = enterprises.loc[graded, [c for c in dict.fromkeys(used) if c in enterprises]]
+    e = e[e[measure].notna()].copy()
+    if by == "industry":
+        e["group"] = e["industry_code"].astype(str).str[:2]
+    else:
+        e["group"] = park_types.reindex(e.index)
+        e = e[e["group"].notna()]
+    e = e.sort_values(["group", measure, "credit_code"], ascending=[True, False, True])
+    e["leader_rank"] = e.groupby("group").cumcount() + 1
+    cols = ["group", "leader_rank", "credit_code", "name", measure, "grade"]
+    out = e[e["leader_rank"] <= top][[c for c in cols if c in e]]
+    return out.assign(by=by, measure=measure).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("text", ["str", object])
+def test_leaders_equal_naive_sort(text):
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        n = 300
+        firms = pd.DataFrame(
+            {
+                # repeated and missing codes; measures that tie (0 and -0 too)
+                "credit_code": pd.array(
+                    rng.choice([f"C{k:03d}" for k in range(250)], n), dtype=text
+                ),
+                "name": pd.array([f"n{k}" for k in range(n)], dtype=text),
+                "tax_per_mu": rng.choice([np.nan, 0.0, -0.0, 1.5, 2.0, 7.25, 30.0], n),
+                "grade": pd.array(rng.choice(["A", "B", "C", "D", "", None], n), dtype=text),
+                "industry_code": pd.array(
+                    rng.choice(["1711", "3311", "2614", "13"], n), dtype=text
+                ),
+            },
+            index=rng.permutation(n) + 1000,
+        )
+        firms.loc[firms.index[:5], "credit_code"] = None
+        if seed % 2:  # firms without an industry: no group, so no rank (float ranks)
+            firms.loc[firms.index[10:20], "industry_code"] = None
+        for top in (3, 10):
+            got = aggregate.leaders(firms, top=top)
+            pd.testing.assert_frame_equal(got, _naive_leaders(firms, top=top), check_exact=True)
+        types = pd.Series(rng.choice(["dev", "hitech", None], n), index=firms.index, dtype=object)
+        got = aggregate.leaders(firms, by="park_type", park_types=types)
+        want = _naive_leaders(firms, by="park_type", park_types=types)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert len(want) >= 10
+
+
+def test_assign_parks_tie_goes_to_the_smaller_park_id():
+    # the parcel lies half in each park; the parks come in reverse order of their ids
+    parks = gpd.GeoDataFrame(
+        {"park_id": ["K2", "K1"]}, geometry=[box(100, 0, 200, 100), box(0, 0, 100, 100)], crs=4549
+    )
+    parcels = gpd.GeoDataFrame(geometry=[box(90, 10, 110, 20), box(150, 10, 160, 20)], crs=4549)
+    assert aggregate.assign_parks(parcels, parks).tolist() == ["K1", "K2"]
+
+
+def _naive_grade_changes(current, previous):
+    cur = current.drop_duplicates("credit_code").set_index("credit_code")
+    prev = previous.drop_duplicates("credit_code").set_index("credit_code")
+    codes = cur.index.union(prev.index)
+    out = pd.DataFrame(index=codes)
+    out["name"] = cur["name"].reindex(codes).fillna(prev["name"].reindex(codes))
+    out["grade_prev"] = prev["grade"].reindex(codes).fillna("")
+    out["grade"] = cur["grade"].reindex(codes).fillna("")
+    out["change"] = (out["grade_prev"].map(_ORDER) - out["grade"].map(_ORDER)).astype("Int64")
+    change = out["change"].astype(float).to_numpy()
+    out["note"] = np.select(
+        [~codes.isin(prev.index), ~codes.isin(cur.index), change > 0, change < 0],
+        ["新增企业", "本年无数据", "升档", "降档"],
+        default="",
+    )
+    for col in ("tax_per_mu", "score"):
+        out[f"{col}_prev"] = prev[col].reindex(codes)
+        out[f"{col}_change"] = cur[col].reindex(codes) - out[f"{col}_prev"]
+    out.index.name = "credit_code"
+    return out.reset_index()
+
+
+def test_year_over_year_changes_equal_naive_isin():
+    rng = np.random.default_rng(3)
+
+    def year(n, seed):
+        r = np.random.default_rng(seed)
+        return gpd.GeoDataFrame(
+            {
+                "credit_code": pd.Series(
+                    r.choice([f"C{k:03d}" for k in range(90)], n), dtype="str"
+                ),
+                "parcel_id": pd.Series(r.choice([f"P{k:03d}" for k in range(90)], n), dtype="str"),
+                "name": pd.Series([f"n{k}" for k in range(n)], dtype="str"),
+                "grade": pd.Series(r.choice(["A", "B", "C", "D", ""], n), dtype="str"),
+                "tax_per_mu": r.choice([np.nan, 1.0, 2.5], n),
+                "score": r.uniform(0, 100, n),
+                "far": r.choice([np.nan, 0.5, 1.2], n),
+                "lowland": r.choice([0, 1], n),
+                "extra": r.random(n),
+            },
+            geometry=[box(0, 0, 1, 1)] * n,
+            crs=4549,
+        )
+
+    cur, prev = year(80, 1), year(70, 2)
+    got = aggregate.grade_changes(cur, prev)
+    pd.testing.assert_frame_equal(got, _naive_grade_changes(cur, prev), check_exact=True)
+    got = aggregate.parcel_changes(cur, prev)
+    c = cur.drop_duplicates("parcel_id").set_index("parcel_id")
+    p = prev.drop_duplicates("parcel_id").set_index("parcel_id")
+    ids = c.index.union(p.index)
+    assert got["parcel_id"].tolist() == ids.tolist()
+    new, gone = ~ids.isin(p.index), ~ids.isin(c.index)
+    assert (got["note"].to_numpy()[new] == "新增宗地").all() and new.any()
+    assert (got["note"].to_numpy()[gone] == "本年无此宗地").all() and gone.any()
+    want = (p["grade"].reindex(ids).map(_ORDER) - c["grade"].reindex(ids).map(_ORDER)).astype(
+        "Int64"
+    )
+    pd.testing.assert_series_equal(
+        got["grade_change"], want.reset_index(drop=True), check_names=False
+    )
+    assert rng is not None

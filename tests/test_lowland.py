@@ -582,3 +582,127 @@ def test_lowland_summary_counts_repeated_reason_names():
     # n_vacant: rows 2 and 4 -> 2; n_idle: 2 (row 1) + 1 (row 4) = 3
     assert s.loc["total", "n_vacant"] == 2 and s.loc["total", "n_idle"] == 3
     assert s.loc["total", "lowland_area_mu"] == 70.0  # 10 + 20 + 40
+
+
+# ---------------------------------------------------------------------------------------
+# text built once per distinct value, and only the rows needed, against row-by-row text
+# ---------------------------------------------------------------------------------------
+def test_joined_reasons_many_rules_equal_row_by_row():
+    from mujun_geo import lowland
+
+    rng = np.random.default_rng(4)
+    for n_rules in (3, 20, 21, 25):  # one integer per parcel up to 20 rules; rows beyond
+        hits = [(f"r{i}", rng.random(500) < 0.2) for i in range(n_rules)]
+        got = lowland._joined_reasons(hits, pd.RangeIndex(500) * 3)
+        want = [";".join(name for name, mask in hits if mask[i]) for i in range(500)]
+        assert got.tolist() == want and str(got.dtype) == "str"
+        assert got.index.equals(pd.RangeIndex(500) * 3)
+
+
+def test_far_notes_on_unknown_industries_joined_over_rules(parcels):
+    # two FAR rules (the second with a table that lacks 33): notes of both, "; "-joined
+    table = land.far_minimums().query("industry_code_2017 != '33'")
+    rules = [
+        {"name": "far_below_min"},
+        {"name": "far_strict", "kind": "far_below_min", "far_table": table},
+    ]
+    p = parcels.copy()
+    p.loc[[2, 5], "industry_code"] = ["99", None]
+    res = land.flag_lowland(p, rules=rules)
+    notes = pd.Series("", index=p.index, dtype="str")
+    codes = land._codes(p["industry_code"])
+    for rule, tab in ((rules[0], land.far_minimums()), (rules[1], table)):
+        lookup = dict(zip(tab["industry_code_2017"], tab["far_min"]))
+        far_min = land._prefix_lookup(codes, lookup)
+        num = p[["n_enterprises", "footprint_m2"]].astype(float)
+        unknown = (num["n_enterprises"] > 0) & (num["footprint_m2"] > 0) & far_min.isna()
+        unknown &= p["land_use"].eq("0601")
+        text = (
+            (f"{rule['name']}: industry " + codes.fillna("") + " not in FAR table")
+            .where(codes.notna(), f"{rule['name']}: no industry code")
+            .astype("str")
+        )
+        notes = notes.mask(unknown, notes.where(notes == "", notes + "; ") + text)
+    pd.testing.assert_series_equal(res.parcels["lowland_notes"], notes, check_names=False)
+    assert (notes.str.contains("; ")).any()
+
+
+@pytest.mark.parametrize("geo", [False, True])
+def test_lowland_layer_equals_flagged_rows(parcels, geo):
+    p = parcels.copy()
+    if geo:
+        p = gpd.GeoDataFrame(p, geometry=[box(i, 0, i + 1, 1) for i in range(len(p))], crs=4549)
+    res = land.flag_lowland(p)
+    out = res.parcels
+    flagged = out[out["lowland"] == 1]
+    keep = [c for c in res.lowland.columns if c != "geometry"]
+    if geo:
+        want = gpd.GeoDataFrame(flagged[keep], geometry=flagged.geometry, crs=out.crs)
+    else:
+        want = flagged[keep].copy()
+    pd.testing.assert_frame_equal(res.lowland, want, check_exact=True)
+    assert type(res.lowland) is type(want) and len(want) >= 5
+
+
+def _naive_lowland_summary(df, by=("region_code", "park_id")):
+    df = df[df["lowland_assessed"].fillna(False).astype(bool)]
+    flagged = df["lowland"].fillna(0).astype(int).eq(1)
+    energy = df["energy_tce_sum"].astype(float)
+    work = pd.DataFrame(
+        {
+            "area_mu": df["area_mu"],
+            "n_lowland": flagged.astype(int),
+            "lowland_area_mu": df["area_mu"].where(flagged, 0.0),
+            "lowland_energy_tce": energy.where(flagged, 0.0),
+            "_known": (energy.notna() & flagged).astype(int),
+        }
+    )
+    parts = []
+    for c in [*by, None]:
+        keys = df[c].astype("string") if c else pd.Series("", index=df.index)
+        g = work.groupby(keys, sort=True)
+        res = g.sum()
+        res.insert(0, "n_parcels", g.size())
+        res["lowland_energy_tce"] = res["lowland_energy_tce"].where(res.pop("_known") > 0)
+        res.insert(0, "key", res.index.astype("str"))
+        res.insert(0, "level", c or "total")
+        parts.append(res.reset_index(drop=True))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_lowland_summary_equals_text_groupby_reference(parcels):
+    rng = np.random.default_rng(2)
+    p = pd.concat([parcels] * 30, ignore_index=True)
+    p["region_code"] = rng.choice(["330624", "330683", None], len(p))
+    p["park_id"] = rng.choice(["K1", "K2", "K10", None], len(p))
+    p["area_mu"] = rng.uniform(1, 50, len(p)).round(2)
+    res = land.flag_lowland(p)
+    got = land.lowland_summary(res.parcels)
+    want = _naive_lowland_summary(res.parcels)
+    pd.testing.assert_frame_equal(got[want.columns], want, check_exact=True)
+
+
+def _naive_reasons(high, low, no_va):
+    reasons = pd.Series("", index=high.index, dtype="str").mask(high, "high_energy")
+    reasons = reasons.mask(low, reasons.where(reasons == "", reasons + ";") + "low_tax_per_mu")
+    note = pd.Series("", index=high.index, dtype="str").mask(
+        no_va, "value_added <= 0 with energy use"
+    )
+    return reasons, note
+
+
+def test_high_energy_reasons_and_notes_equal_text_masks(firms):
+    many = pd.concat([firms] * 20, ignore_index=True)
+    rng = np.random.default_rng(5)
+    many["tax_per_mu"] = rng.choice([1.0, 8.0, 30.0], len(many))
+    many["value_added"] = rng.choice([-5.0, 0.0, 100.0, 1000.0], len(many))
+    many.index = many.index * 2 + 7
+    h = land.high_energy_low_efficiency(
+        many, combine="or", manufacturing_only=False, min_land_mu_below_scale=None
+    )
+    epv = (many["energy_tce"] / many["value_added"]).where(many["value_added"] > 0)
+    no_va = (many["value_added"] <= 0) & (many["energy_tce"] > 0)
+    reasons, note = _naive_reasons((epv > 0.52) | no_va, many["tax_per_mu"] < 10, no_va)
+    pd.testing.assert_series_equal(h["reasons"], reasons.loc[h.index], check_names=False)
+    pd.testing.assert_series_equal(h["note"], note.loc[h.index], check_names=False)
+    assert set(h["reasons"]) == set(land._REASONS) - {""}
