@@ -670,13 +670,18 @@ def review_table(
     m = result.matches
     firms = m.loc[m["status"] == "review", "credit_code"].unique()
     t = m[m["credit_code"].isin(firms) & (m["status"] != "rejected")]
+    # only the rows of the firms and parcels in the table (a few thousand of a province)
+    codes = clean_codes(enterprises["credit_code"])
+    rows = np.flatnonzero(codes.isin(t["credit_code"].unique()).to_numpy(dtype=bool))
     names = pd.Series(
-        R.text_col(enterprises, "name").to_numpy(dtype=object, na_value=None),
-        index=clean_codes(enterprises["credit_code"]).to_numpy(dtype=object),
+        R.text_col(enterprises.iloc[rows], "name").to_numpy(dtype=object, na_value=None),
+        index=codes.iloc[rows].to_numpy(dtype=object),
     )
+    pids = R.text_col(parcels, "parcel_id")
+    rows = np.flatnonzero(pids.isin(t["parcel_id"].unique()).to_numpy(dtype=bool))
     holders = pd.Series(
-        R.text_col(parcels, "holder_name").to_numpy(dtype=object, na_value=None),
-        index=R.text_col(parcels, "parcel_id").to_numpy(dtype=object),
+        R.text_col(parcels.iloc[rows], "holder_name").to_numpy(dtype=object, na_value=None),
+        index=pids.iloc[rows].to_numpy(dtype=object),
     )
     names = names[~names.index.duplicated()]
     out = pd.DataFrame(
