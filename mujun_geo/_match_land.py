@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 import geopandas as gpd
 import shapely
 
-from mujun_geo._match_rules import clean_codes, join_groups, text_rank
+from mujun_geo._match_rules import clean_codes, join_groups, take_text, text_rank
 from mujun_geo._validate import Problems
 
 __all__ = ["allocate_land", "floor_area_by_occupant"]
@@ -212,5 +212,4 @@ def allocate_land(
 
 def _pid(pinfo: pd.DataFrame, positions: object) -> np.ndarray:
     """``parcel_id`` text at parcel positions, as an object array."""
-    pos = np.asarray(positions, dtype=np.int64)
-    return pinfo["pid"].array.take(pos).to_numpy(dtype=object)
+    return take_text(pinfo["pid"], np.asarray(positions, dtype=np.int64)).to_numpy(dtype=object)

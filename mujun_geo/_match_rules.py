@@ -25,6 +25,7 @@ from shapely import STRtree
 
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
+from mujun_geo.buildings import _threaded
 from mujun_geo.names import _WHITESPACE, _nfkc, normalize_names
 from mujun_geo.names import _arrow as _arrow_text
 
@@ -108,6 +109,11 @@ def join_groups(values: pd.Series, by: np.ndarray, sep: str = ";") -> pd.Series:
         multi = multi[size[multi] > m]
         out[multi] = out[multi] + sep + vals[start[multi] + m]
     return pd.Series(out, index=labels, dtype=object)
+
+
+def take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:
+    """``values`` (text) at ``positions`` as a ``str`` Series, taken in Arrow (no Python strings)."""
+    return pd.Series(values.array.take(positions)).astype("str").reset_index(drop=True)
 
 
 def join_sorted(values: pd.Series, by: np.ndarray, n: int, sep: str = ";") -> pd.Series:
@@ -476,7 +482,7 @@ class ParcelIndex:
         tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
         g = self._ind_geoms
         k, i = _blockwise(lambda q: tree.query(q), tree, g)
-        dist = _threaded(lambda a, b: shapely.distance(pts[i[a:b]], g[k[a:b]]), len(i))
+        dist = _threaded(shapely.distance, pts[i], g[k])
         ok = dist <= r
         i, k, dist = i[ok], k[ok], dist[ok]
         if not len(i):
@@ -512,15 +518,6 @@ def _blockwise(query, tree: STRtree, geoms: np.ndarray, *, with_distance: bool =
         return q0, np.concatenate([p[0][1] for p in parts]), np.concatenate([p[1] for p in parts])
     q0 = np.concatenate([p[0] + b for p, b in zip(parts, bounds)])
     return q0, np.concatenate([p[1] for p in parts])
-
-
-def _threaded(fn, n: int) -> np.ndarray:
-    """``fn(a, b)`` over contiguous blocks of ``range(n)`` on threads, concatenated in order."""
-    if _THREADS < 2 or n < _THREAD_MIN:
-        return fn(0, n)
-    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
-    with ThreadPoolExecutor(_THREADS, thread_name_prefix="mujun-geos") as pool:
-        return np.concatenate(list(pool.map(lambda ab: fn(*ab), zip(bounds, bounds[1:]))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -482,11 +482,6 @@ def _sorted_isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
     return (among[at] == keys) if len(among) else np.zeros(len(keys), dtype=bool)
 
 
-def _take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:
-    """``values`` (text) at ``positions`` as a ``str`` Series, taken in Arrow (no Python strings)."""
-    return pd.Series(values.array.take(positions)).astype("str").reset_index(drop=True)
-
-
 def _assemble(
     enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance, problems
 ) -> MatchResult:
@@ -516,23 +511,23 @@ def _assemble(
     dist[far] = shapely.distance(pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]])
     matches = pd.DataFrame(
         {
-            "credit_code": _take_text(firms["code"], fi[order]),
-            "parcel_id": _take_text(pinfo["pid"], pj[order]),
-            "method": _take_text(links["method"], order),
+            "credit_code": R.take_text(firms["code"], fi[order]),
+            "parcel_id": R.take_text(pinfo["pid"], pj[order]),
+            "method": R.take_text(links["method"], order),
             "confidence": links["confidence"].to_numpy(dtype=float)[order],
             "distance_m": dist[order],
             "land_share": links["land_share"].to_numpy(dtype=float)[order],
-            "status": _take_text(links["status"], order),
+            "status": R.take_text(links["status"], order),
             "industrial": ind_link[order],
-            "evidence": _take_text(links["evidence"], order),
-            "note": _take_text(note, order),
+            "evidence": R.take_text(links["evidence"], order),
+            "note": R.take_text(note, order),
         }
     )
 
     # STEP 2: enterprises
     c_fi, c_pj = fi[counted], pj[counted]
     order = np.lexsort((pid_rank[c_pj], c_fi))
-    c_fi, c_pid = c_fi[order], _take_text(pinfo["pid"], c_pj[order])
+    c_fi, c_pid = c_fi[order], R.take_text(pinfo["pid"], c_pj[order])
     matched = np.isin(np.arange(n_f), c_fi)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
@@ -615,7 +610,7 @@ def _assemble(
     live = np.isin(status, ["auto", "confirmed", "review"])
     c_fi, c_pj = fi[counted], pj[counted]
     order = np.lexsort((code_rank[c_fi], c_pj))
-    c_pj, c_code = c_pj[order], _take_text(firms["code"], c_fi[order])
+    c_pj, c_code = c_pj[order], R.take_text(firms["code"], c_fi[order])
     par = pd.DataFrame(
         {
             "n_enterprises": np.bincount(pj[counted], minlength=n_p),
