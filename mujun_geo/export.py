@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ from ._errors import MujunGeoError
 
 __all__ = [
     "OutputExistsError",
+    "SubsetView",
     "atomic_path",
     "check_writable",
     "file_sha256",
@@ -77,6 +79,23 @@ _TEMP_FILE_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "MEM
 
 class OutputExistsError(MujunGeoError, FileExistsError):
     """The output exists and ``overwrite`` was not given."""
+
+
+class SubsetView(NamedTuple):
+    """A layer that is the rows of another layer where one column has one value.
+
+    :func:`write_geopackage` writes such a layer as an SQL view over the other layer's
+    table (a GeoPackage spatial view: GDAL and QGIS read it as a layer and use the base
+    table's spatial index) when the frame is exactly those rows and columns; it writes
+    a table otherwise. The low-efficiency parcels are 65 % of a province's parcels: as a
+    view they cost no second copy of their polygons (4 s and 200 MB at 1,000,000 parcels).
+    """
+
+    #: The layer whose rows it selects (written earlier in the same file).
+    base: str
+    #: The column tested, and the value the selected rows have (bool, int or text).
+    column: str
+    value: bool | int | str
 
 
 def check_writable(path: str | Path, *, overwrite: bool) -> Path:
@@ -169,6 +188,7 @@ def write_geopackage(
     *,
     overwrite: bool = False,
     postprocess: Callable[[Path], None] | None = None,
+    subsets: Mapping[str, SubsetView] | None = None,
 ) -> Path:
     """Write every layer into one GeoPackage at ``path``.
 
@@ -184,6 +204,10 @@ def write_geopackage(
     postprocess
         Called with the temporary file once every layer is in it, before the rename
         (styles, aliases); an error there leaves the target untouched.
+    subsets
+        Layer name → :class:`SubsetView`: layers that are a filter of an earlier layer are
+        written as views over its table once their frame is checked to be exactly the
+        base layer's rows where ``column == value``, in its order, with its values.
 
     Returns
     -------
@@ -196,8 +220,18 @@ def write_geopackage(
     tmp.unlink(missing_ok=True)
     try:
         with _gdal_config(_TEMP_FILE_SQLITE):
+            written: set[str] = set()
             for name, frame in layers.items():
+                view = (subsets or {}).get(name)
+                if (
+                    view is not None
+                    and view.base in written
+                    and _is_subset(frame, layers[view.base], view)
+                    and _write_view(tmp, name, view, frame)
+                ):
+                    continue
                 _write_layer(prepare_for_gpkg(frame, arrow=True), tmp, name)
+                written.add(name)
         if postprocess is not None:
             postprocess(tmp)
         _fsync(tmp)
@@ -238,6 +272,109 @@ def _write_layer(data: pd.DataFrame, path: Path, name: str) -> None:
         pyogrio.write_dataframe(
             data, path, layer=name, driver="GPKG", use_arrow=True, **_GPKG_OPTIONS
         )
+
+
+def _is_subset(frame: pd.DataFrame, base: pd.DataFrame, view: SubsetView) -> bool:
+    """Whether ``frame`` is the rows of ``base`` where ``view.column == view.value``.
+
+    Same rows in the same order, every column of ``frame`` a column of ``base`` with equal
+    values and dtype (geometries compared coordinate by coordinate). Vectorised: about
+    0.3 s for 650,000 of 1,000,000 polygons with 20 columns.
+    """
+    if view.column not in base.columns or not set(frame.columns) <= set(base.columns):
+        return False
+    if isinstance(frame, gpd.GeoDataFrame):
+        # a spatial view: the base's one geometry column, under its name
+        if not isinstance(base, gpd.GeoDataFrame) or frame.geometry.name != base.geometry.name:
+            return False
+    elif (frame.dtypes == "geometry").any():
+        return False  # an attribute view has no geometry
+    if not isinstance(view.value, (bool, int, str)) or isinstance(view.value, np.generic):
+        return False
+    mask = np.asarray(base[view.column].eq(view.value).fillna(False), dtype=bool)
+    if int(mask.sum()) != len(frame):
+        return False
+    for col in frame.columns:
+        a, b = frame[col], base[col]
+        if a.dtype != b.dtype:
+            return False
+        if isinstance(a.dtype, gpd.array.GeometryDtype):
+            x = np.asarray(a.array, dtype=object)
+            y = np.asarray(b.array, dtype=object)[mask]
+            missing = shapely.is_missing(x)
+            if not np.array_equal(missing, shapely.is_missing(y)):
+                return False
+            if not shapely.equals_identical(x[~missing], y[~missing]).all():
+                return False
+        elif not a.reset_index(drop=True).equals(b[mask].reset_index(drop=True)):
+            return False
+    return True
+
+
+def _write_view(path: Path, name: str, view: SubsetView, frame: pd.DataFrame) -> bool:
+    """Create layer ``name`` as a view selecting ``frame``'s rows and columns of ``view.base``.
+
+    Registered in ``gpkg_contents`` (and ``gpkg_geometry_columns``) as GDAL's GeoPackage
+    driver documents for spatial views: the base table's feature id as ``OGC_FID``, its
+    geometry column under its own name. Returns False, writing nothing, when the base
+    table lacks a column (GDAL renamed it), so that the caller writes a table instead.
+    """
+
+    def quote(ident: str) -> str:
+        return '"' + ident.replace('"', '""') + '"'
+
+    value = view.value
+    literal = (
+        str(int(value)) if isinstance(value, (bool, int)) else "'" + value.replace("'", "''") + "'"
+    )
+    con = sqlite3.connect(path)
+    try:
+        info = con.execute(f"PRAGMA table_info({quote(view.base)})").fetchall()
+        table_cols = {row[1] for row in info}
+        fid = [row[1] for row in info if row[5]]
+        geom = con.execute(
+            "SELECT column_name, geometry_type_name, srs_id, z, m FROM gpkg_geometry_columns "
+            "WHERE table_name = ?",
+            (view.base,),
+        ).fetchone()
+        is_geo = isinstance(frame, gpd.GeoDataFrame)
+        columns = [c for c in frame.columns if not (is_geo and c == frame.geometry.name)]
+        if len(fid) != 1 or (is_geo and geom is None) or not set(columns) <= table_cols:
+            return False
+        select = [f"{quote(fid[0])} AS OGC_FID"]
+        select += [quote(geom[0])] if is_geo else []
+        select += [quote(c) for c in columns]
+        stamp = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+        with con:  # one transaction
+            con.execute(
+                f"CREATE VIEW {quote(name)} AS SELECT {', '.join(select)} "
+                f"FROM {quote(view.base)} WHERE {quote(view.column)} = {literal} "
+                f"ORDER BY {quote(fid[0])}"
+            )
+            if is_geo:
+                bounds = [None] * 4
+                if len(frame) and not frame.geometry.is_empty.all():
+                    bounds = [float(v) for v in frame.total_bounds]
+                con.execute(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change, "
+                    f"min_x, min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, {stamp}, "
+                    "?, ?, ?, ?, ?)",
+                    (name, name, *bounds, geom[2]),
+                )
+                con.execute(
+                    "INSERT INTO gpkg_geometry_columns (table_name, column_name, "
+                    "geometry_type_name, srs_id, z, m) VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, *geom),
+                )
+            else:
+                con.execute(
+                    "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
+                    f"VALUES (?, 'attributes', ?, {stamp})",
+                    (name, name),
+                )
+    finally:
+        con.close()
+    return True
 
 
 class _ArrowLayer(NamedTuple):

@@ -347,7 +347,7 @@ def run(
         if problems.has_errors:
             msg = "the inputs have blocking problems; run `mujun-geo validate` to list them"
             raise MujunGeoError(msg)
-        from .stages import run_stages
+        from .stages import SUBSET_LAYERS, run_stages
 
         layers = run_stages(data, progress=say, timings=timings, until=until)
         rejects = problems.rejects()
@@ -374,6 +374,7 @@ def run(
             settings.output_path,
             overwrite=overwrite,
             postprocess=lambda tmp: add_styles(tmp, layers),
+            subsets=SUBSET_LAYERS,
         )
         timings["export"] = time.perf_counter() - t0
         if settings.output.get("report", True):

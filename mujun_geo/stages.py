@@ -20,6 +20,7 @@ import geopandas as gpd
 
 from . import aggregate, land, matching
 from .evaluate import evaluate
+from .export import SubsetView
 from .units import m2_to_mu
 
 if TYPE_CHECKING:
@@ -48,6 +49,14 @@ VACANT_COLUMNS = [
     "region_code", "park_id", "address", "n_review", "floor_area_m2", "far", "coverage",
     "n_buildings", "lowland", "lowland_reasons",
 ]  # fmt: skip
+#: Layers that are a filter of another layer. The GeoPackage writer stores them as views
+#: over that layer's table (after checking the frame is exactly those rows and columns),
+#: so their rows always agree with it and cost no second copy.
+SUBSET_LAYERS = {
+    "lowland": SubsetView("parcels", "lowland", 1),
+    "vacant": SubsetView("parcels", "vacant", True),
+    "unmatched": SubsetView("enterprises", "match_status", "unmatched"),
+}
 
 
 @contextmanager

@@ -38,6 +38,19 @@ def test_every_layer_readable_by_gdal_with_aliases_and_styles(demo):
         assert name in layers, name
         back = pyogrio.read_dataframe(path, layer=name, read_geometry=False)
         assert len(back) == len(frame), name
+        assert back.columns.tolist() == [c for c in frame.columns if c != "geometry"], name
+    # the filtered layers are views over their base tables, with the frames' rows
+    con = sqlite3.connect(path)
+    views = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    con.close()
+    assert views == {"lowland", "vacant", "unmatched"}
+    for name, key in [
+        ("lowland", "parcel_id"),
+        ("vacant", "parcel_id"),
+        ("unmatched", "credit_code"),
+    ]:
+        back = pyogrio.read_dataframe(path, layer=name, columns=[key], read_geometry=False)
+        assert back[key].tolist() == result.layers[name][key].tolist(), name
     if shutil.which("ogrinfo"):
         res = subprocess.run(
             ["ogrinfo", "-ro", "-so", "-al", str(path)], capture_output=True, text=True

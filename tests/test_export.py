@@ -351,3 +351,63 @@ def test_sqlite_settings_only_while_writing_and_file_flushed_before_rename(
     assert con.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     con.close()
     assert len(gpd.read_file(path, layer="parcels")) == 3
+
+
+def test_subset_layers_are_views_that_read_back_as_tables(tmp_path, layers):
+    from mujun_geo.export import SubsetView
+
+    parcels = layers["parcels"].drop(columns="mixed")
+    firms = layers["enterprises"]
+    lowland = parcels.loc[parcels["lowland"] == 1, ["parcel_id", "grade", "geometry"]]
+    vacant = pd.DataFrame(parcels.loc[parcels["grade"] == "", ["parcel_id", "tax_per_mu"]])
+    # not the rows the filter selects (a value changed): written as a table
+    graded = parcels.loc[parcels["grade"] == "A", ["parcel_id", "tax_per_mu"]].copy()
+    graded.loc[:, "tax_per_mu"] = 99.0
+    # base written later than the subset: a table too
+    b_firms = firms.loc[firms["grade"] == "B"]
+    out = {
+        "b_firms": b_firms,
+        "parcels": parcels,
+        "enterprises": firms,
+        "lowland": lowland,
+        "vacant": vacant,
+        "graded": graded,
+    }
+    subsets = {
+        "lowland": SubsetView("parcels", "lowland", 1),
+        "vacant": SubsetView("parcels", "grade", ""),
+        "graded": SubsetView("parcels", "grade", "A"),
+        "b_firms": SubsetView("enterprises", "grade", "B"),
+    }
+    path = write_geopackage(out, tmp_path / "v.gpkg", subsets=subsets)
+    con = sqlite3.connect(path)
+    views = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    kinds = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents"))
+    extent = con.execute(
+        "SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = 'lowland'"
+    ).fetchone()
+    con.close()
+    assert views == {"lowland", "vacant"}
+    assert kinds["lowland"] == "features" and kinds["vacant"] == "attributes"
+    assert extent == (20.0, 0.0, 45.0, 10.0)  # P2's two boxes
+    # in layer order, as GDAL lists them
+    assert [n for n, _ in pyogrio.list_layers(path)] == list(out)
+    back = pyogrio.read_dataframe(path, layer="lowland")
+    assert back["parcel_id"].tolist() == ["P2"] and back["grade"].tolist() == [""]
+    assert back.geometry.area.tolist() == [125.0]
+    info = pyogrio.read_info(path, layer="lowland")
+    assert info["capabilities"]["fast_spatial_filter"]  # the parcels' R-tree
+    assert len(pyogrio.read_dataframe(path, layer="lowland", bbox=(0, 0, 15, 10))) == 0
+    assert len(pyogrio.read_dataframe(path, layer="lowland", bbox=(41, 1, 44, 4))) == 1
+    v = pyogrio.read_dataframe(path, layer="vacant")
+    assert v["parcel_id"].tolist() == ["P2"] and v["tax_per_mu"].tolist() == [20.0]
+    assert pyogrio.read_dataframe(path, layer="graded")["tax_per_mu"].tolist() == [99.0]
+    assert pyogrio.read_dataframe(path, layer="b_firms")["credit_code"].tolist() == ["A1"]
+    # the same frames written as tables read back the same (parcels are MultiPolygons here)
+    plain = write_geopackage(out, tmp_path / "t.gpkg")
+    for name in ("lowland", "vacant"):
+        pd.testing.assert_frame_equal(
+            pyogrio.read_dataframe(path, layer=name),
+            pyogrio.read_dataframe(plain, layer=name),
+            check_exact=True,
+        )
