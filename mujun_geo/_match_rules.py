@@ -459,26 +459,55 @@ class ParcelIndex:
         built: the points' squares of side 2 × `max_distance` go in a small tree, the
         industrial parcels query it (envelope overlap), and the distances of those pairs
         decide (4× faster than ``query_nearest`` on a tree of the parcels at 1,000,000
-        parcels; the same pairs and distances). Without a limit, ``query_nearest``.
+        parcels; the same pairs and distances). Without a limit the same search runs with
+        growing squares (250 m, 500 m, 1 km, ...) on the points still without a parcel, while
+        the pairs it would measure stay few; the rest go to ``query_nearest`` on a tree of
+        the industrial parcels.
         """
         pts = np.asarray(pts, dtype=object)
         if not len(pts) or not self.n_industrial:
             return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
-        if max_distance is None or not np.isfinite(max_distance) or max_distance < 0:
+        if max_distance is not None and np.isfinite(max_distance) and max_distance >= 0:
+            i, k, dist = self._within(pts, float(max_distance))
+            return i, self._ind[k], dist
+        parts = []
+        todo = np.arange(len(pts))
+        r, density = _FIRST_RADIUS, self._density()
+        while len(todo) and len(todo) * density * (2 * r) ** 2 <= _MAX_PAIRS:
+            i, k, dist = self._within(pts[todo], r)
+            parts.append((todo[i], k, dist))
+            left = np.ones(len(todo), dtype=bool)
+            left[i] = False
+            todo, r = todo[left], 2 * r
+        if len(todo):
             if self._tree is None:
                 self._tree = STRtree(self._ind_geoms)
             ptree = self._tree
             q0, q1, dist = _blockwise(
-                lambda g: ptree.query_nearest(
-                    g, max_distance=max_distance, return_distance=True, all_matches=True
-                ),
+                lambda g: ptree.query_nearest(g, return_distance=True, all_matches=True),
                 ptree,
-                pts,
+                pts[todo],
                 with_distance=True,
             )
-            order = np.lexsort((q1, q0))
-            return q0[order], self._ind[q1[order]], dist[order]
-        x, y, r = shapely.get_x(pts), shapely.get_y(pts), float(max_distance)
+            parts.append((todo[q0], q1, dist))
+        i = np.concatenate([p[0] for p in parts])
+        k = np.concatenate([p[1] for p in parts])
+        dist = np.concatenate([p[2] for p in parts])
+        order = np.lexsort((k, i))
+        return i[order], self._ind[k[order]], dist[order]
+
+    def _density(self) -> float:
+        """Industrial parcels per square metre of their bounding box (at least one box)."""
+        x0, y0, x1, y1 = shapely.total_bounds(self._ind_geoms)
+        return self.n_industrial / max((x1 - x0) * (y1 - y0), 1.0)
+
+    def _within(self, pts: np.ndarray, r: float) -> tuple:
+        """(point, industrial position, m) of each point's nearest industrial parcels ≤ `r`.
+
+        Ties included; sorted by point, then distance, then industrial position (the
+        parcel order of the industrial subset follows the parcel order).
+        """
+        x, y = shapely.get_x(pts), shapely.get_y(pts)
         tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
         g = self._ind_geoms
         k, i = _blockwise(lambda q: tree.query(q), tree, g)
@@ -492,8 +521,13 @@ class ParcelIndex:
         first = np.r_[True, i[1:] != i[:-1]]
         best = dist[first][np.cumsum(first) - 1]  # each point's smallest distance
         keep = dist == best
-        return i[keep], self._ind[k[keep]], dist[keep]
+        return i[keep], k[keep], dist[keep]
 
+
+#: First square half-side of the unlimited nearest search (m); each further pass × 2.
+_FIRST_RADIUS = 250.0
+#: A pass of the unlimited nearest search runs while it would measure about this many pairs.
+_MAX_PAIRS = 1_000_000
 
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 _THREAD_MIN = 20_000  # below this many query geometries, one thread

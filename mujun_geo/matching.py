@@ -353,6 +353,10 @@ def _match(
     # The spatial queries need no names: they run in a thread while the names are normalised
     # and compared (shapely and Arrow release the GIL, so both cores work).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mujun-match") as pool:
+        # the sort keys of the output tables, also ranked in Arrow without the GIL (first:
+        # they are ready long before the rules need them)
+        pid_rank = pool.submit(R.text_rank, pinfo["pid"].copy())
+        code_rank = pool.submit(R.text_rank, firms["code"].copy())
         spatial = pool.submit(
             R.spatial_candidates,
             index_factory,
@@ -362,25 +366,26 @@ def _match(
             pts,
             max_distance,
         )
-        # the sort keys of the output tables, also ranked in Arrow without the GIL
-        pid_rank = pool.submit(R.text_rank, pinfo["pid"].copy())
-        code_rank = pool.submit(R.text_rank, firms["code"].copy())
         R.add_firm_keys(firms, enterprises, region_names)
         holders, hcodes = R.holder_tables(parcels, pinfo, region_names)
-        cand = spatial.result()
         ranks = (pid_rank.result(), code_rank.result())
-    return _rules(
-        enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, ranks,
-        overrides=overrides, max_distance=max_distance, land_mode=land_mode,
-        name_threshold=name_threshold, buildings=buildings, problems=problems,
-    )  # fmt: skip
+        # the name rules go on while the spatial queries finish (_rules waits for them
+        # only before the location rules)
+        return _rules(
+            enterprises, parcels, firms, pts, pinfo, holders, hcodes, spatial, ranks,
+            overrides=overrides, max_distance=max_distance, land_mode=land_mode,
+            name_threshold=name_threshold, buildings=buildings, problems=problems,
+        )  # fmt: skip
 
 
 def _rules(
-    enterprises, parcels, firms, pts, pinfo, holders, hcodes, cand, ranks, *, overrides,
+    enterprises, parcels, firms, pts, pinfo, holders, hcodes, spatial, ranks, *, overrides,
     max_distance, land_mode, name_threshold, buildings, problems,
 ) -> MatchResult:  # fmt: skip
-    """The rules, overrides, review and land of :func:`_match` once the inputs are prepared."""
+    """The rules, overrides, review and land of :func:`_match` once the inputs are prepared.
+
+    ``spatial`` is the future of :func:`mujun_geo._match_rules.spatial_candidates`.
+    """
     n_p = len(pinfo)
     ov = parse_overrides(overrides, firms, pinfo, problems)
     rej = ov[ov["action"] == "reject"]
@@ -400,6 +405,7 @@ def _rules(
     fuzzy, fuzzy_rej = R.fuzzy_rule(firms, holders, name_threshold, linked_fi, claimed, rej, n_p)
     cn = pd.concat([code, name, fuzzy], ignore_index=True)
     # STEP 2: location; nearest only for points in no parcel and firms without code/name links
+    cand: R.SpatialCandidates = spatial.result()
     linked = (R.pairs(cn["fi"], cn["pj"], n_p), cn["pj"].to_numpy())
     within, within_rej, covered = R.within_rule(firms, pts, cand, pinfo, rej, linked)
     todo = firms["eligible"].to_numpy() & firms["has_point"].to_numpy() & ~covered

@@ -934,8 +934,14 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
     assert np.array_equal(d, ref[1]) and (d <= 30.0).all() and len(d) > 100
 
 
-@pytest.mark.parametrize("max_distance", [0.0, 7.5, 50.0, None])
-def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(monkeypatch, max_distance):
+@pytest.mark.parametrize(
+    ("max_distance", "max_pairs"),
+    # unlimited: growing squares then the tree for the farthest; the tree for all
+    [(0.0, None), (7.5, None), (50.0, None), (None, None), (None, 40_000), (None, 100)],
+)
+def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
+    monkeypatch, max_distance, max_pairs
+):
     # the finite-distance path pairs the points' squares with parcel envelopes and then
     # measures; triangles and rotated shapes have envelopes far larger than themselves,
     # and points on the mid-line of two parcels are exact ties
@@ -954,7 +960,12 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(monkeypatch, ma
     info = pd.DataFrame({"industrial": np.arange(len(geoms)) % 4 > 0, "has_geom": True})
     info.loc[len(tri) :, "industrial"] = True
     ties = [[X0 + 3000 + 95, Y0 + 45], [X0 + 3000 + 195, Y0 + 20]]  # 5 m from two squares
-    pts = shapely.points(np.vstack([rng.uniform(-100, 2100, (3000, 2)) + [X0, Y0], ties]))
+    # far points: the unlimited search needs its larger squares (and the tree) for them
+    far = [[X0 + 2000 + 700, Y0 + 3000], [X0 - 9000, Y0 + 9000], [X0 + 60_000, Y0 - 1000]]
+    near = rng.uniform(-100, 2100, (3000, 2)) + [X0, Y0]
+    pts = shapely.points(np.vstack([near, far, ties]))
+    if max_pairs:
+        monkeypatch.setattr(R, "_MAX_PAIRS", max_pairs)
     fi, pj, d = R.ParcelIndex(p, info).nearest(pts, max_distance)
     ind = np.flatnonzero(info["industrial"])
     tree = shapely.STRtree(geoms[ind])
