@@ -15,6 +15,11 @@ mujun-geo readers, then times, each alone with its peak RSS:
    run has), and, when the private rule functions are importable, the three rules alone;
 3. :func:`mujun_geo.matching.match_enterprises` on everything, as the pipeline calls it.
 
+Steps 1–3 run ``--repeat`` times (default 3), the join, the run without coordinates and
+the stage taking turns, so that a slow spell of the machine falls on all of them; the
+target compares medians (the best runs are printed too). Single runs of the same stage
+vary by ±10 % here, about as much as the spatial rules add.
+
 Target (matching issue): stage ≤ 1.5 × plain join + name rules, peak RSS < 8 GB.
 """
 
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", action="store_true", help="cProfile the stage (top 30 by self time)"
     )
+    ap.add_argument("--repeat", type=int, default=3, help="turns of join, names, stage")
     args = ap.parse_args(argv)
     data = Path(args.workdir) / f"p{args.parcels}"
     if not (data / "manifest.json").exists():
@@ -99,32 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     meter = Meter()
     out: dict[str, Any] = {"n_parcels": len(parcels), "n_firms": len(firms), "steps": {}}
 
-    def step(label: str, fn):
+    def step(label: str, fn, *args, **kwargs):
         before = rss_mb()
         with meter.step(label):
-            value = fn()
+            value = fn(*args, **kwargs)
         s = meter.steps[-1]
         out["steps"][label] = {**s, "rss_before_mb": round(before, 1)}
         print(f"{label:48s} {s['seconds']:8.2f} s  peak {s['peak_rss_mb']:7.0f} MB "
               f"(+{s['peak_rss_mb'] - before:5.0f})", flush=True)  # fmt: skip
         return value
 
-    # STEP 1: the plain join (fresh copy: no spatial index carried in)
     has_pt = firms.geometry.notna() & ~firms.geometry.is_empty & ~firms["rejected"]
     points = firms.loc[has_pt, ["geometry"]]
-    plain = parcels[["parcel_id", "geometry"]].copy(deep=True)
-    sj = step(
-        "geopandas.sjoin within (plain)", lambda: gpd.sjoin(points, plain, predicate="within")
-    )
-    out["sjoin_pairs"] = len(sj)
-    sj = plain = None  # free before the next step
-
-    # STEP 2: name rules alone
     no_xy = firms.copy()
     no_xy["geometry"] = None
     no_xy = gpd.GeoDataFrame(no_xy, geometry="geometry", crs=firms.crs)
-    step("match_enterprises without coordinates (name rules)",
-         lambda: matching.match_enterprises(no_xy, parcels.copy(deep=True), region_names=names))  # fmt: skip
     try:
         rules = step("name rules alone (private rule functions)",
                      lambda: _name_rules_alone(firms, parcels, names))  # fmt: skip
@@ -132,39 +127,62 @@ def main(argv: list[str] | None = None) -> int:
         print("   ", out["rules"])
     except Exception as exc:  # noqa: BLE001 - private API may move; the public figure stands
         out["rules_error"] = repr(exc)
-    no_xy = None
 
-    # STEP 3: the stage as the pipeline calls it
-    fresh = parcels.copy(deep=True)
-    if args.profile:
-        prof = cProfile.Profile()
-        res = step("match_enterprises (profiled)",
-                   lambda: prof.runcall(matching.match_enterprises, firms, fresh, region_names=names))  # fmt: skip
-        buf = io.StringIO()
-        stats = pstats.Stats(prof, stream=buf)
-        stats.sort_stats("tottime").print_stats(30)
-        stats.sort_stats("cumulative").print_stats(40)
-        prof_path = Path(args.workdir) / f"match_profile_p{args.parcels}.txt"
-        prof_path.write_text(buf.getvalue(), encoding="utf-8")
-        print(f"profile: {prof_path}")
-    else:
-        res = step("match_enterprises (stage)",
-                   lambda: matching.match_enterprises(firms, fresh, region_names=names))  # fmt: skip
+    runs: dict[str, list[dict]] = {"join": [], "names": [], "stage": []}
+    res = None
+    for turn in range(1, max(1, args.repeat) + 1):
+        # STEP 1: the plain join (fresh copy: no spatial index carried in)
+        plain = parcels[["parcel_id", "geometry"]].copy(deep=True)
+        sj = step(f"geopandas.sjoin within (plain) #{turn}",
+                  gpd.sjoin, points, plain, predicate="within")  # fmt: skip
+        out["sjoin_pairs"] = len(sj)
+        sj = plain = None  # free before the next step
+        runs["join"].append(meter.steps[-1])
+        # STEP 2: the stage without coordinates: the name rules and the bookkeeping
+        step(f"match_enterprises without coordinates #{turn}",
+             matching.match_enterprises, no_xy, parcels.copy(deep=True), region_names=names)  # fmt: skip
+        runs["names"].append(meter.steps[-1])
+        # STEP 3: the stage as the pipeline calls it
+        fresh = parcels.copy(deep=True)
+        if args.profile and turn == 1:
+            prof = cProfile.Profile()
+            res = step(f"match_enterprises (profiled) #{turn}",
+                       prof.runcall, matching.match_enterprises, firms, fresh, region_names=names)  # fmt: skip
+            buf = io.StringIO()
+            stats = pstats.Stats(prof, stream=buf)
+            stats.sort_stats("tottime").print_stats(30)
+            stats.sort_stats("cumulative").print_stats(40)
+            prof_path = Path(args.workdir) / f"match_profile_p{args.parcels}.txt"
+            prof_path.write_text(buf.getvalue(), encoding="utf-8")
+            print(f"profile: {prof_path}")
+        else:
+            res = step(f"match_enterprises (stage) #{turn}",
+                       matching.match_enterprises, firms, fresh, region_names=names)  # fmt: skip
+            runs["stage"].append(meter.steps[-1])
+        fresh = None
     meter.close()
     out["summary"] = res.summary()
 
-    s = out["steps"]
-    t_join = s["geopandas.sjoin within (plain)"]["seconds"]
-    t_names = s["match_enterprises without coordinates (name rules)"]["seconds"]
-    stage = next(v for k, v in s.items() if k.startswith("match_enterprises ("))
-    budget = 1.5 * t_join + t_names
+    def median(kind: str) -> float:
+        return float(np.median([r["seconds"] for r in runs[kind]]))
+
+    def best(kind: str) -> float:
+        return min(r["seconds"] for r in runs[kind])
+
+    budget = 1.5 * median("join") + median("names")
+    budget_best = 1.5 * best("join") + best("names")
+    out["runs"] = {k: [r["seconds"] for r in v] for k, v in runs.items()}
     out["target"] = {
-        "stage_s": stage["seconds"],
+        "turns": len(runs["stage"]),
+        "join_s": round(median("join"), 2),
+        "names_s": round(median("names"), 2),
+        "stage_s": round(median("stage"), 2),
         "budget_s": round(budget, 2),
-        "stage_over_budget": round(stage["seconds"] / budget, 2),
-        "peak_rss_mb": stage["peak_rss_mb"],
-        "met_time": stage["seconds"] <= budget,
-        "met_memory": stage["peak_rss_mb"] < 8192,
+        "stage_over_budget": round(median("stage") / budget, 2),
+        "best_stage_over_best_budget": round(best("stage") / budget_best, 2),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs["stage"]),
+        "met_time": median("stage") <= budget,
+        "met_memory": max(r["peak_rss_mb"] for r in runs["stage"]) < 8192,
     }
     print(json.dumps(out["target"]))
     path = Path(args.workdir) / f"bench_match_p{args.parcels}.json"
