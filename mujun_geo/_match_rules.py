@@ -116,6 +116,25 @@ def take_text(values: pd.Series, positions: np.ndarray) -> pd.Series:
     return pd.Series(values.array.take(positions)).astype("str").reset_index(drop=True)
 
 
+def sorted_isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """``np.isin(keys, among)`` by binary search: `among` sorted once if it is not sorted.
+
+    Faster than ``np.isin`` (which sorts keys and values together) when `among` is
+    sorted already or `keys` are few.
+
+    Examples
+    --------
+    >>> sorted_isin(np.array([3, 1, 7]), np.array([7, 3, 5])).tolist()
+    [True, False, True]
+    """
+    if len(among) > 1 and (among[1:] < among[:-1]).any():
+        among = np.sort(among)
+    if not len(among):
+        return np.zeros(len(keys), dtype=bool)
+    at = np.searchsorted(among, keys).clip(max=len(among) - 1)
+    return among[at] == keys
+
+
 def join_sorted(values: pd.Series, by: np.ndarray, n: int, sep: str = ";") -> pd.Series:
     """`sep`-join text `values` per group ``by`` (sorted integers 0 … n-1); "" for no member.
 
@@ -793,7 +812,7 @@ def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) ->
     on_linked = np.zeros(n_p, dtype=bool)
     on_linked[linked[1]] = True
     other = on_linked[pj]
-    other[other] = ~np.isin(pairs(fi[other], pj[other], n_p), linked[0])
+    other[other] = ~sorted_isin(pairs(fi[other], pj[other], n_p), linked[0])
     t = holder.type
     sep = pa.scalar("", t)
     text = pc.binary_join_element_wise(pa.scalar("点位于宗地内; 权利人: ", t), holder, sep)

@@ -415,15 +415,17 @@ def _rules(
     links["industrial"] = pinfo["industrial"].to_numpy()[links["pj"]]
     # STEP 3: a point in industrial parcel X while code/name point elsewhere -> review
     method = links["method"].to_numpy()
+    l_fi, l_pj = links["fi"].to_numpy(), links["pj"].to_numpy()
     w = (method == "within") & links["industrial"].to_numpy()
-    w_pid = pd.Series(pinfo["pid"].to_numpy()[links["pj"][w]], index=links["fi"][w].to_numpy())
-    cn_fi = links["fi"][np.isin(method, ["credit_code", "name"])].unique()
-    clash = links["fi"].isin(cn_fi).to_numpy() & links["fi"].isin(w_pid.index).to_numpy()
-    text = (
-        "规则冲突: 点位于宗地"
-        + links["fi"][clash].map(w_pid).astype(str)
-        + ", 代码/名称指向其他宗地"
-    )
+    # one within link per point: the firms sorted, with the parcel each point lies in
+    w_fi, w_pj = l_fi[w], l_pj[w]
+    by_fi = np.argsort(w_fi, kind="stable")
+    w_fi, w_pj = w_fi[by_fi], w_pj[by_fi]
+    cn_fi = np.unique(l_fi[np.isin(method, ["credit_code", "name"])])
+    clash = R.sorted_isin(l_fi, cn_fi) & R.sorted_isin(l_fi, w_fi)
+    at = w_pj[np.searchsorted(w_fi, l_fi[clash])]
+    w_pid = pd.Series(R.take_text(pinfo["pid"], at).array, index=links.index[clash])
+    text = "规则冲突: 点位于宗地" + w_pid + ", 代码/名称指向其他宗地"
     old = links.loc[clash, "review"]
     links.loc[clash, "review"] = old + np.where(old == "", "", "; ") + text
     links["status"] = np.where(links["review"] != "", "review", "auto")
@@ -480,14 +482,6 @@ def _attach_overrides(links: pd.DataFrame, ov: pd.DataFrame, n_p: int) -> pd.Dat
     return links.assign(**out)
 
 
-def _sorted_isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
-    """``np.isin(keys, among)`` by binary search (`among` is sorted here, or sorted once)."""
-    if len(among) > 1 and (among[1:] < among[:-1]).any():
-        among = np.sort(among)
-    at = np.searchsorted(among, keys).clip(max=max(len(among) - 1, 0))
-    return (among[at] == keys) if len(among) else np.zeros(len(keys), dtype=bool)
-
-
 def _assemble(
     enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance, problems
 ) -> MatchResult:
@@ -511,7 +505,7 @@ def _assemble(
     # a point is 0 m from a parcel that covers it (known from the location rule); GEOS
     # measures the others (GIL released)
     far = links["method"].to_numpy(dtype=object) != "within"
-    far &= ~_sorted_isin(R.pairs(fi, pj, n_p), R.pairs(cand.cover_fi, cand.cover_pj, n_p))
+    far &= ~R.sorted_isin(R.pairs(fi, pj, n_p), R.pairs(cand.cover_fi, cand.cover_pj, n_p))
     far = np.flatnonzero(far)
     dist = np.zeros(len(links))
     dist[far] = shapely.distance(pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]])
