@@ -839,7 +839,7 @@ def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> 
         return pd.DataFrame({"fi": [], "pj": [], "d": [], "pid": []}).astype({"fi": int, "pj": int})
     i, pj, dist = index.nearest(pts[idx], max_distance)
     n = pd.DataFrame({"fi": idx[i], "pj": pj, "d": dist})
-    n["pid"] = pinfo["pid"].to_numpy()[n["pj"]]
+    n["pid"] = pinfo["pid"].array.take(pj).to_numpy(dtype=object)  # (not all 1M ids)
     return n
 
 

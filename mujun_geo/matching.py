@@ -543,7 +543,15 @@ def _assemble(
     known = known[np.isin(known["fi"].to_numpy(), todo)]
     rest = np.setdiff1d(todo, known["fi"].to_numpy())
     rest = rest[cand.covered[rest]]  # covered points (review, non-industrial links)
-    near = pd.concat([known, R.nearest(cand.index, pts, rest, pinfo, None)], ignore_index=True)
+    # a point in industrial parcels is 0 m from them and from no other: no search for it
+    ind = pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy()
+    inside = R.sorted_isin(cand.cover_fi, rest) & ind[cand.cover_pj]
+    zero = pd.DataFrame({"fi": cand.cover_fi[inside], "pj": cand.cover_pj[inside], "d": 0.0})
+    zero["pid"] = pinfo["pid"].array.take(zero["pj"].to_numpy()).to_numpy(dtype=object)
+    rest = rest[~R.sorted_isin(rest, zero["fi"].to_numpy())]
+    near = pd.concat(
+        [known, zero, R.nearest(cand.index, pts, rest, pinfo, None)], ignore_index=True
+    )
     near = R.sort_rows(near, ["fi", "d", "pid"])
     near = near.drop_duplicates("fi").set_index("fi").reindex(np.arange(n_f))
     d = near["d"].to_numpy(dtype=float)

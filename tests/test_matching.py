@@ -515,6 +515,27 @@ def test_override_confirm_reject_resolve_review():
     assert len(res.problems) == 0
 
 
+def test_unmatched_point_inside_industrial_parcels_names_them_at_0_m():
+    # both overlapping parcels cover the point; the reviewer rejects both links, so the
+    # firm ends unmatched and its nearest candidate is the covering parcel with the
+    # smaller id at 0 m (not P0, 20 m away, found by a search)
+    p = parcels(
+        {"parcel_id": "PZ", "geometry": sq(0, 0)},
+        {"parcel_id": "PY", "geometry": sq(50, 0)},
+        {"parcel_id": "P0", "geometry": sq(0, 180, 100, 20)},
+    )
+    f = firms({"credit_code": "A", "geometry": pt(75, 50)})
+    ov = pd.DataFrame(
+        {"credit_code": ["A", "A"], "parcel_id": ["PZ", "PY"], "action": ["reject", "reject"]}
+    )
+    res = match_enterprises(f, p, overrides=ov)
+    e = res.enterprises.iloc[0]
+    assert e.match_status == "unmatched"
+    assert (e.nearest_parcel_id, e.nearest_distance_m) == ("PY", 0.0)
+    # no override: the point itself links (within), as before
+    assert match_enterprises(f, p).enterprises.iloc[0].match_status == "matched"
+
+
 def test_override_reject_falls_to_next_candidate():
     p = parcels(
         {"parcel_id": "PB", "geometry": sq(0, 0)}, {"parcel_id": "PA", "geometry": sq(140, 0)}
