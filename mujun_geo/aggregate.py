@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -129,6 +130,9 @@ def _arrow_text(*dtypes: object) -> bool:
 _T = TypeVar("_T")
 _MEMO: OrderedDict[tuple[Any, ...], tuple[tuple[weakref.ref, ...], Any]] = OrderedDict()
 _MEMO_SIZE = 16
+# Pipelines may run in threads of one process. Re-entrant: an entry's weakref callback can
+# run inside a locked section (a collection triggered by an allocation there).
+_MEMO_LOCK = threading.RLock()
 
 
 def _fingerprint(arr: Any) -> tuple[Any, ...]:
@@ -143,11 +147,12 @@ def _fingerprint(arr: Any) -> tuple[Any, ...]:
 def _recall(kind: str, arrays: tuple[Any, ...]) -> Any:
     """The result remembered for ``kind`` and these Arrow ``arrays`` (None: none)."""
     key = (kind, *(_fingerprint(a) for a in arrays))
-    hit = _MEMO.pop(key, None)  # popped and put back last: the most recently used
-    if hit is None or any(ref() is None for ref in hit[0]):
-        return None
-    _MEMO[key] = hit
-    return hit[1]
+    with _MEMO_LOCK:
+        hit = _MEMO.pop(key, None)  # popped and put back last: the most recently used
+        if hit is None or any(ref() is None for ref in hit[0]):
+            return None
+        _MEMO[key] = hit
+        return hit[1]
 
 
 def _remember(kind: str, arrays: tuple[Any, ...], value: Any) -> None:
@@ -155,11 +160,14 @@ def _remember(kind: str, arrays: tuple[Any, ...], value: Any) -> None:
     key = (kind, *(_fingerprint(a) for a in arrays))
 
     def forget(_ref: weakref.ref, key: tuple[Any, ...] = key) -> None:
-        _MEMO.pop(key, None)
+        with _MEMO_LOCK:
+            _MEMO.pop(key, None)
 
-    _MEMO[key] = (tuple(weakref.ref(a, forget) for a in arrays), value)
-    while len(_MEMO) > _MEMO_SIZE:
-        _MEMO.popitem(last=False)
+    refs = tuple(weakref.ref(a, forget) for a in arrays)
+    with _MEMO_LOCK:
+        _MEMO[key] = (refs, value)
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
 
 
 def _memoised(kind: str, arrays: tuple[Any, ...], compute: Callable[[], _T]) -> _T:

@@ -632,3 +632,23 @@ def test_year_over_year_changes_equal_naive_isin():
         got["grade_change"], want.reset_index(drop=True), check_names=False
     )
     assert rng is not None
+
+
+def test_lookups_in_threads_get_their_own_answers():
+    # many threads filling and evicting the shared memo (16 entries) at once: each lookup
+    # still answers for its own arrays
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(seed: int) -> bool:
+        rng = np.random.default_rng(seed)
+        ok = True
+        for _ in range(30):
+            values = [f"V{seed}-{i}" for i in rng.permutation(40)]
+            keys = pd.Series([values[3], values[17], "none"], dtype="str")
+            got = aggregate._positions(keys, pd.Index(pd.array(values, dtype="str")))
+            ok &= got.tolist() == [3, 17, -1]
+        return ok
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(work, range(32)))
+    assert len(aggregate._MEMO) <= aggregate._MEMO_SIZE
