@@ -411,3 +411,43 @@ def test_subset_layers_are_views_that_read_back_as_tables(tmp_path, layers):
             pyogrio.read_dataframe(plain, layer=name),
             check_exact=True,
         )
+
+
+def test_subsets_that_sql_would_select_differently_are_tables(tmp_path, layers):
+    from mujun_geo.export import SubsetView
+
+    parcels = layers["parcels"].drop(columns="mixed")
+    parcels["code"] = ["1", "x", None]  # text: SQLite would compare '1' = 1 as true
+    parcels["flag"] = pd.array([True, None, True], dtype="boolean")
+    out = {
+        "parcels": parcels,
+        # no row selected: GDAL would not take OGC_FID as the id of an empty view
+        "none": parcels.loc[parcels["lowland"] == 5, ["parcel_id", "geometry"]],
+        # same rows and coordinates in another CRS
+        "other_crs": parcels.loc[parcels["lowland"] == 1, ["parcel_id", "geometry"]].set_crs(
+            4326, allow_override=True
+        ),
+        # an int value on a text column
+        "by_code": parcels.loc[[], ["parcel_id"]],
+        # nullable booleans (written as text in attribute tables, not compared as 1)
+        "flagged": pd.DataFrame(parcels.loc[parcels["flag"].fillna(False), ["parcel_id"]]),
+        "ok": parcels.loc[parcels["lowland"] == 1, ["parcel_id", "geometry"]],
+    }
+    subsets = {
+        "none": SubsetView("parcels", "lowland", 5),
+        "other_crs": SubsetView("parcels", "lowland", 1),
+        "by_code": SubsetView("parcels", "code", 1),
+        "flagged": SubsetView("parcels", "flag", True),
+        "ok": SubsetView("parcels", "lowland", 1),
+    }
+    path = write_geopackage(out, tmp_path / "v.gpkg", subsets=subsets)
+    con = sqlite3.connect(path)
+    views = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    con.close()
+    assert views == {"ok"}
+    none = pyogrio.read_dataframe(path, layer="none")
+    assert len(none) == 0 and "OGC_FID" not in none.columns
+    assert pyogrio.read_dataframe(path, layer="other_crs").crs.to_epsg() == 4326
+    assert len(pyogrio.read_dataframe(path, layer="by_code")) == 0
+    assert pyogrio.read_dataframe(path, layer="flagged")["parcel_id"].tolist() == ["P1", "P3"]
+    assert pyogrio.read_info(path, layer="ok")["fid_column"] == "OGC_FID"
