@@ -484,16 +484,32 @@ class ParcelIndex:
         the industrial parcels.
         """
         pts = np.asarray(pts, dtype=object)
+        none = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
         if not len(pts) or not self.n_industrial:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
+            return none
+        # missing and empty points have no nearest parcel (as in query_nearest)
+        valid = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+        if not valid.all():
+            at = np.flatnonzero(valid)
+            i, pj, dist = self.nearest(pts[at], max_distance) if len(at) else none
+            return at[i], pj, dist
         if max_distance is not None and np.isfinite(max_distance) and max_distance >= 0:
             i, k, dist = self._within(pts, float(max_distance))
             return i, self._ind[k], dist
         parts = []
         todo = np.arange(len(pts))
         r, density = _FIRST_RADIUS, self._density()
-        while len(todo) and len(todo) * density * (2 * r) ** 2 <= _MAX_PAIRS:
-            i, k, dist = self._within(pts[todo], r)
+        # passes while they pay: enough points left, a bounded square, few pairs expected
+        # (the estimate assumes evenly spread parcels; `_within` stops at the real count)
+        while (
+            len(todo) >= _PASS_MIN
+            and r <= _MAX_RADIUS
+            and len(todo) * density * (2 * r) ** 2 <= _MAX_PAIRS
+        ):
+            found = self._within(pts[todo], r, max_pairs=_MAX_PAIRS)
+            if found is None:
+                break
+            i, k, dist = found
             parts.append((todo[i], k, dist))
             left = np.ones(len(todo), dtype=bool)
             left[i] = False
@@ -509,6 +525,8 @@ class ParcelIndex:
                 with_distance=True,
             )
             parts.append((todo[q0], q1, dist))
+        if not parts:
+            return none
         i = np.concatenate([p[0] for p in parts])
         k = np.concatenate([p[1] for p in parts])
         dist = np.concatenate([p[2] for p in parts])
@@ -520,16 +538,29 @@ class ParcelIndex:
         x0, y0, x1, y1 = shapely.total_bounds(self._ind_geoms)
         return self.n_industrial / max((x1 - x0) * (y1 - y0), 1.0)
 
-    def _within(self, pts: np.ndarray, r: float) -> tuple:
+    def _within(self, pts: np.ndarray, r: float, *, max_pairs: int | None = None) -> tuple | None:
         """(point, industrial position, m) of each point's nearest industrial parcels ≤ `r`.
 
         Ties included; sorted by point, then distance, then industrial position (the
-        parcel order of the industrial subset follows the parcel order).
+        parcel order of the industrial subset follows the parcel order). With `max_pairs`,
+        the parcels query in blocks and None is returned as soon as more candidate pairs
+        than that are found (clustered parcels), so memory stays bounded.
         """
         x, y = shapely.get_x(pts), shapely.get_y(pts)
         tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
         g = self._ind_geoms
-        k, i = _blockwise(lambda q: tree.query(q), tree, g)
+        if max_pairs is None:
+            k, i = _blockwise(lambda q: tree.query(q), tree, g)
+        else:
+            ks, is_, total = [], [], 0
+            for lo in range(0, len(g), _QUERY_BLOCK):
+                kb, ib = _blockwise(lambda q: tree.query(q), tree, g[lo : lo + _QUERY_BLOCK])
+                total += len(kb)
+                if total > max_pairs:
+                    return None
+                ks.append(kb + lo)
+                is_.append(ib)
+            k, i = np.concatenate(ks), np.concatenate(is_)
         dist = _threaded(shapely.distance, pts[i], g[k])
         ok = dist <= r
         i, k, dist = i[ok], k[ok], dist[ok]
@@ -545,8 +576,14 @@ class ParcelIndex:
 
 #: First square half-side of the unlimited nearest search (m); each further pass × 2.
 _FIRST_RADIUS = 250.0
-#: A pass of the unlimited nearest search runs while it would measure about this many pairs.
+#: A pass of the unlimited nearest search runs while it measures at most this many pairs,
+#: has at least `_PASS_MIN` points and a square half-side of at most `_MAX_RADIUS` m (a pass
+#: queries every industrial parcel: for few or far points the parcel tree is cheaper).
 _MAX_PAIRS = 1_000_000
+_PASS_MIN = 100
+_MAX_RADIUS = 4_000.0
+#: Industrial parcels per block when a pass counts its candidate pairs.
+_QUERY_BLOCK = 200_000
 
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 _THREAD_MIN = 20_000  # below this many query geometries, one thread

@@ -956,12 +956,21 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
 
 
 @pytest.mark.parametrize(
-    ("max_distance", "max_pairs"),
-    # unlimited: growing squares then the tree for the farthest; the tree for all
-    [(0.0, None), (7.5, None), (50.0, None), (None, None), (None, 40_000), (None, 100)],
+    ("max_distance", "max_pairs", "pass_min"),
+    # unlimited: one pass then the tree; passes down to one point (then the tree for the
+    # farthest); passes stopped by the pair cap; the tree for all
+    [
+        (0.0, None, None),
+        (7.5, None, None),
+        (50.0, None, None),
+        (None, None, None),
+        (None, None, 1),
+        (None, 40_000, 1),
+        (None, 100, 1),
+    ],
 )
 def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
-    monkeypatch, max_distance, max_pairs
+    monkeypatch, max_distance, max_pairs, pass_min
 ):
     # the finite-distance path pairs the points' squares with parcel envelopes and then
     # measures; triangles and rotated shapes have envelopes far larger than themselves,
@@ -987,6 +996,9 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     pts = shapely.points(np.vstack([near, far, ties]))
     if max_pairs:
         monkeypatch.setattr(R, "_MAX_PAIRS", max_pairs)
+    if pass_min:
+        monkeypatch.setattr(R, "_PASS_MIN", pass_min)
+        monkeypatch.setattr(R, "_MAX_RADIUS", 1e6)
     fi, pj, d = R.ParcelIndex(p, info).nearest(pts, max_distance)
     ind = np.flatnonzero(info["industrial"])
     tree = shapely.STRtree(geoms[ind])
@@ -1004,6 +1016,27 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     if max_distance in (7.5, 50.0):
         assert set(pj[fi == n - 2].tolist()) == {len(tri), len(tri) + 1}  # the tie keeps both
         assert len(np.unique(fi)) > 200
+
+
+def test_parcel_index_nearest_skips_missing_points_and_caps_pairs(monkeypatch):
+    import shapely
+
+    from mujun_geo import _match_rules as R
+
+    p = gpd.GeoDataFrame(geometry=[sq(k * 10, 0, 5, 5) for k in range(50)], crs=CRS)
+    info = pd.DataFrame({"industrial": True, "has_geom": True}, index=range(50))
+    ix = R.ParcelIndex(p, info)
+    pts = np.array([None, pt(2, 300), shapely.Point(), pt(251, 2)], dtype=object)
+    for limit in (None, 500.0):
+        fi, pj, d = ix.nearest(pts, limit)
+        # no answer for the missing and the empty point; (2, 300) is 295 m above parcel 0,
+        # (251, 2) lies in parcel 25
+        assert (fi.tolist(), pj.tolist(), d.tolist()) == ([1, 3], [0, 25], [295.0, 0.0])
+    # a pass that meets more candidate pairs than allowed gives up (the caller uses the tree)
+    monkeypatch.setattr(R, "_QUERY_BLOCK", 7)
+    many = shapely.points(np.c_[np.full(40, X0 + 250.0), np.full(40, Y0 + 2.0)])
+    assert ix._within(many, 300.0, max_pairs=100) is None
+    assert ix._within(many, 300.0, max_pairs=10_000)[0].tolist() == list(range(40))
 
 
 def test_join_on_text_equals_pandas_merge():
