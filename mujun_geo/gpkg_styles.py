@@ -258,8 +258,8 @@ def add_styles(path: str | Path, layers: Mapping[str, pd.DataFrame]) -> None:
         for layer, style_name, qml, default in styles:
             cur.execute(
                 "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
-                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, owner, ui) "
-                "VALUES ('', '', ?, ?, ?, ?, '', ?, ?, 'mujun-geo', '')",
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, owner, ui, "
+                "update_time) VALUES ('', '', ?, ?, ?, ?, '', ?, ?, 'mujun-geo', '', ?)",
                 (
                     layer,
                     geom_cols.get(layer, "geom"),
@@ -267,6 +267,7 @@ def add_styles(path: str | Path, layers: Mapping[str, pd.DataFrame]) -> None:
                     qml,
                     int(default),
                     f"{LAYERS.get(layer, layer)} — {style_name}",
+                    now,  # GeoPackage DATETIME form (CURRENT_TIMESTAMP has no T/Z)
                 ),
             )
         cur.execute(
@@ -280,10 +281,25 @@ def add_styles(path: str | Path, layers: Mapping[str, pd.DataFrame]) -> None:
             "extension_name TEXT NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL, "
             "CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name))"
         )
+        # the schema extension: both of its tables, one gpkg_extensions row each (GeoPackage
+        # 1.2 requirement 141; no per-column rows)
         cur.execute(
-            "INSERT OR IGNORE INTO gpkg_extensions VALUES ('gpkg_data_columns', NULL, 'gpkg_schema', "
-            "'http://www.geopackage.org/spec/#extension_schema', 'read-write')"
+            "CREATE TABLE IF NOT EXISTS gpkg_data_column_constraints (constraint_name TEXT NOT NULL, "
+            "constraint_type TEXT NOT NULL, value TEXT, min NUMERIC, min_is_inclusive BOOLEAN, "
+            "max NUMERIC, max_is_inclusive BOOLEAN, description TEXT, "
+            "CONSTRAINT gdcc_ntv UNIQUE (constraint_name, constraint_type, value))"
         )
+        for table in ("gpkg_data_columns", "gpkg_data_column_constraints"):
+            if not cur.execute(
+                "SELECT 1 FROM gpkg_extensions WHERE table_name = ? AND column_name IS NULL "
+                "AND extension_name = 'gpkg_schema'",
+                (table,),
+            ).fetchone():
+                cur.execute(
+                    "INSERT INTO gpkg_extensions VALUES (?, NULL, 'gpkg_schema', "
+                    "'http://www.geopackage.org/spec/#extension_schema', 'read-write')",
+                    (table,),
+                )
         for layer, frame in layers.items():
             used: set[str] = set()
             for col in frame.columns:
@@ -297,11 +313,6 @@ def add_styles(path: str | Path, layers: Mapping[str, pd.DataFrame]) -> None:
                     "INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, name, title, "
                     "description) VALUES (?, ?, ?, ?, ?)",
                     (layer, col, alias, alias, describe(col)),
-                )
-                cur.execute(
-                    "INSERT OR IGNORE INTO gpkg_extensions VALUES (?, ?, 'gpkg_schema', "
-                    "'http://www.geopackage.org/spec/#extension_schema', 'read-write')",
-                    (layer, col),
                 )
         con.commit()
     finally:

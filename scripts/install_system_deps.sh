@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test-suite uses (headless Chromium for the map tests,
 # LibreOffice for the Excel check, fonts with CJK glyphs for the static maps, PostgreSQL +
-# PostGIS for the database tests). Nothing is downloaded outside the package manager.
+# PostGIS for the database tests, GDAL's tools and validate_gpkg.py for the GeoPackage checks).
+# Nothing is downloaded outside the package manager.
 set -euo pipefail
-want=(fonts-noto-cjk libreoffice-calc-nogui gdal-bin chromium postgresql postgresql-postgis)
+want=(fonts-noto-cjk libreoffice-calc-nogui gdal-bin python3-gdal chromium postgresql postgresql-postgis)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -74,6 +74,40 @@ def test_every_layer_readable_by_gdal_with_aliases_and_styles(demo):
     assert ("parcels", "亩均税收", 0) in styles
 
 
+def _gdal_python() -> str | None:
+    """A Python with GDAL's own bindings and sample scripts (Debian's python3-gdal)."""
+    for exe in ("/usr/bin/python3", shutil.which("python3")):
+        if (
+            exe
+            and subprocess.run(
+                [exe, "-c", "import osgeo_utils.samples.validate_gpkg"],
+                capture_output=True,
+                cwd="/",
+            ).returncode
+            == 0
+        ):
+            return exe
+    return None
+
+
+def test_geopackage_passes_gdals_validator(demo):
+    # GDAL's validate_gpkg.py checks the GeoPackage 1.2 requirements (tables, extensions,
+    # spatial views, R-trees, DATETIME text) and, with --extra, every value
+    exe = _gdal_python()
+    if exe is None:
+        pytest.skip("no python3-gdal (osgeo_utils) on this machine")
+    out, _ = demo
+    res = subprocess.run(
+        [exe, "-m", "osgeo_utils.samples.validate_gpkg", "--extra", str(out / "mujun.gpkg")],
+        capture_output=True,
+        text=True,
+        cwd="/",
+    )
+    assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), (
+        res.stdout + res.stderr
+    )
+
+
 def test_report_has_chinese_sheets_and_review_sheet(demo):
     out, result = demo
     wb = openpyxl.load_workbook(out / "report.xlsx", read_only=True)
