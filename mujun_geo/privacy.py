@@ -71,7 +71,12 @@ def pseudonymise(layers: Mapping[str, pd.DataFrame], *, salt: str) -> dict[str, 
         if layer in _PLACE_LAYERS and "name" in cols:
             cols.remove("name")
         for col in cols:
-            frame[col] = frame[col].map(lambda v: pseudonym(v, salt=salt))
+            hashed = frame[col].map(lambda v: pseudonym(v, salt=salt))
+            if isinstance(frame[col].dtype, pd.StringDtype):
+                # keep text columns text even when every value is missing (map gives float),
+                # so a layer and its subset (enterprises, unmatched) keep equal dtypes
+                hashed = hashed.astype(frame[col].dtype)
+            frame[col] = hashed
         if layer == "run_info" and "value" in frame:
             # the settings may name files after firms; keep the keys, drop free text paths
             frame["value"] = frame["value"].where(

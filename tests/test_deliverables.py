@@ -210,6 +210,11 @@ def test_pseudonymised_run_hides_codes_and_names_consistently(tmp_path, monkeypa
     assert not set(firms["name"]) & set(raw["企业名称"])
     # the same salt gives the same pseudonym in every layer: tables still join
     assert set(matches["credit_code"]) <= set(firms["credit_code"])
+    # ... and the filtered layers are still views of their (pseudonymised) base layers
+    con = sqlite3.connect(gpkg)
+    views = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'view'")}
+    con.close()
+    assert {"lowland", "vacant", "unmatched"} <= views
     # figures are untouched (every input row is in the layer, rejected ones included)
     assert np.isclose(firms["tax"].sum(), pd.to_numeric(raw["税收(万元)"], errors="coerce").sum())
     xlsx = openpyxl.load_workbook(tmp_path / "report.xlsx", read_only=True)
