@@ -494,7 +494,9 @@ class ParcelIndex:
             i, pj, dist = self.nearest(pts[at], max_distance) if len(at) else none
             return at[i], pj, dist
         if max_distance is not None and np.isfinite(max_distance) and max_distance >= 0:
-            i, k, dist = self._within(pts, float(max_distance))
+            found = self._within(pts, float(max_distance))
+            assert found is not None  # no pair cap, always an answer
+            i, k, dist = found
             return i, self._ind[k], dist
         parts = []
         todo = np.arange(len(pts))

@@ -384,7 +384,7 @@ def _write_view(
             f"ORDER BY {quote(fid[0])}"
         )
         if is_geo:
-            bounds = [None] * 4
+            bounds: list[float | None] = [None] * 4
             if not frame.geometry.is_empty.all():
                 bounds = [float(v) for v in frame.total_bounds]
             con.execute(
