@@ -877,7 +877,12 @@ def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> 
     if index.n_industrial == 0 or len(idx) == 0:
         return pd.DataFrame({"fi": [], "pj": [], "d": [], "pid": []}).astype({"fi": int, "pj": int})
     i, pj, dist = index.nearest(pts[idx], max_distance)
-    n = pd.DataFrame({"fi": idx[i], "pj": pj, "d": dist})
+    return near_frame(idx[i], pj, dist, pinfo)
+
+
+def near_frame(fi: np.ndarray, pj: np.ndarray, d: np.ndarray | float, pinfo) -> pd.DataFrame:
+    """The frame of :func:`nearest`: firm and parcel positions, metres, parcel id."""
+    n = pd.DataFrame({"fi": fi, "pj": pj, "d": d})
     n["pid"] = pinfo["pid"].array.take(pj).to_numpy(dtype=object)  # (not all 1M ids)
     return n
 

@@ -546,8 +546,7 @@ def _assemble(
     # a point in industrial parcels is 0 m from them and from no other: no search for it
     ind = pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy()
     inside = R.sorted_isin(cand.cover_fi, rest) & ind[cand.cover_pj]
-    zero = pd.DataFrame({"fi": cand.cover_fi[inside], "pj": cand.cover_pj[inside], "d": 0.0})
-    zero["pid"] = pinfo["pid"].array.take(zero["pj"].to_numpy()).to_numpy(dtype=object)
+    zero = R.near_frame(cand.cover_fi[inside], cand.cover_pj[inside], 0.0, pinfo)
     rest = rest[~R.sorted_isin(rest, zero["fi"].to_numpy())]
     near = pd.concat(
         [known, zero, R.nearest(cand.index, pts, rest, pinfo, None)], ignore_index=True
