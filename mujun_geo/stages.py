@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import shapely
 
 from . import aggregate, land, matching
 from .evaluate import evaluate
@@ -111,19 +114,26 @@ def run_stages(
     if until is not None and until not in STAGES:
         msg = f"`until` must be one of {STAGES}, got {until!r}"
         raise ValueError(msg)
-    with _engine(data.settings) as engine:
-        return _run(data, engine, progress=progress, timings=timings, until=until)
+    with _engine(data.settings) as engine, ThreadPoolExecutor(1, "mujun-stage") as pool:
+        return _run(data, engine, pool, progress=progress, timings=timings, until=until)
 
 
 class _InMemory:
     """The default engine: the library functions themselves."""
 
+    #: Clip buildings in a thread while matching, evaluation and land allocation run: the
+    #: floor area needs only the geometry, and its GEOS work (GIL released) fills the core
+    #: that the pandas work of matching leaves idle. At 1,000,000 parcels on 2 cores, match
+    #: and floor area side by side took 17.0–17.8 s against 21.3 s one after the other.
+    background_buildings = True
     match_enterprises = staticmethod(matching.match_enterprises)
     building_metrics = staticmethod(land.building_metrics)
 
 
 class _Dask:
     """Matching and building metrics on a dask.distributed client (same results)."""
+
+    background_buildings = False  # the cluster does the work; one stage at a time
 
     def __init__(self, client: Any, npartitions: int | None) -> None:
         self.client, self.npartitions = client, npartitions
@@ -167,6 +177,7 @@ def _building_options(lopts: dict[str, Any]) -> dict[str, Any]:
 def _run(
     data: Ingested,
     engine: Any,
+    pool: ThreadPoolExecutor,
     *,
     progress: Callable[[str], None],
     timings: dict[str, float],
@@ -183,6 +194,12 @@ def _run(
     parks = frames.get("parks")
     regions = frames.get("regions")
     lopts = dict(s.land)
+    background: Future | None = None
+    if buildings is not None and until is None and engine.background_buildings:
+        # the ancillary caps need the grades: redone with land.ancillary_caps afterwards
+        background = pool.submit(
+            _floor_area_beside, engine.building_metrics, parcels, buildings, lopts
+        )
 
     with _timed("match", timings, progress, "地企对应 matching"):
         region_names = None
@@ -241,7 +258,11 @@ def _run(
 
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
-            bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))
+            if background is not None:
+                bm, timings["buildings_background"] = background.result()
+                bm = land.ancillary_caps(parcel_out, bm)
+            else:
+                bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))
             parcel_out = parcel_out.join(bm[[c for c in bm.columns if c not in parcel_out.columns]])
 
     with _timed("lowland", timings, progress, "低效用地与高耗低效 low-efficiency land"):
@@ -309,6 +330,31 @@ def _run(
         **{k: v for k, v in layers.items() if k != "lowland"},
     }
     return {k: _geometry_last(v) for k, v in out.items() if v is not None}
+
+
+def _floor_area_beside(
+    building_metrics: Callable[..., pd.DataFrame],
+    parcels: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    lopts: dict[str, Any],
+) -> tuple[pd.DataFrame, float]:
+    """``building_metrics`` on a copy of the parcel geometries, and its seconds.
+
+    Runs in a thread beside matching. ``building_metrics`` prepares the parcels it clips
+    against, and matching queries the same polygons with predicates that use a prepared
+    geometry when there is one; GEOS's prepared geometries are not thread-safe, so the
+    thread gets geometries of its own (``force_2d`` builds new ones with the same
+    coordinates: 0.6 s for 1,000,000 parcels; 3D ones are copied through WKB).
+    """
+    t0 = time.perf_counter()
+    geoms = np.asarray(parcels.geometry.values, dtype=object)
+    own = shapely.force_2d(geoms)
+    z = shapely.has_z(geoms)
+    if z.any():
+        own[z] = shapely.from_wkb(shapely.to_wkb(geoms[z], output_dimension=3))
+    frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries(own, index=parcels.index, crs=parcels.crs))
+    out = building_metrics(frame, buildings, **_building_options(lopts))
+    return out, time.perf_counter() - t0
 
 
 def _geometry_last(frame: pd.DataFrame) -> pd.DataFrame:

@@ -230,3 +230,20 @@ def test_nothing_is_lost(result):
     )
     rejected_parcels = result.layers["rejects"]["source"].eq("parcels.shp").sum()
     assert len(result.layers["parcels"]) + rejected_parcels == n_parcels
+
+
+def test_floor_area_beside_matching_equals_floor_area_after_grading(result, monkeypatch):
+    """The pipeline clips buildings in a thread beside matching, before the grades exist, and
+    redoes the ancillary caps after grading: the same parcels as clipping after grading."""
+    from mujun_geo import stages
+
+    assert stages._InMemory.background_buildings  # `result` took the thread path
+    assert "buildings_background" in result.info["timings"]
+    monkeypatch.setattr(stages._InMemory, "background_buildings", False)
+    after = run(sample_settings(), write=False)
+    assert "buildings_background" not in after.info["timings"]
+    parcels = result.layers["parcels"]
+    pd.testing.assert_frame_equal(parcels, after.layers["parcels"], check_exact=True)
+    # the raised caps of A/B parcels of 50 亩 or more outside parks need the grades: present
+    assert (parcels["ancillary_cap_land"] == 0.15).sum() > 0
+    assert (parcels["ancillary_cap_land"] == 0.07).sum() > 0
