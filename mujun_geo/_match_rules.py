@@ -419,6 +419,10 @@ def holder_tables(
 # spatial queries
 
 
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+_THREAD_MIN = 20_000  # below this many query geometries, one thread
+
+
 class ParcelIndex:
     """The spatial queries of the rules, over all parcels in memory.
 
@@ -447,6 +451,8 @@ class ParcelIndex:
     #: ``floor_area(parcels, buildings)`` override for ``land_mode="floor_area"`` (None:
     #: :func:`mujun_geo._match_land.floor_area_by_occupant` in memory).
     floor_area = None
+    #: Threads of the tree queries and distances (one while the name rules use a core).
+    threads = _THREADS
 
     def __init__(self, parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame) -> None:
         self.geoms = np.asarray(parcels.geometry.values, dtype=object)
@@ -467,7 +473,9 @@ class ParcelIndex:
         if not len(pts):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         tree = STRtree(pts)
-        pj, i = _blockwise(lambda g: tree.query(g, predicate="covers"), tree, self.geoms)
+        pj, i = _blockwise(
+            lambda g: tree.query(g, predicate="covers"), tree, self.geoms, threads=self.threads
+        )
         order = np.lexsort((pj, i))
         return i[order], pj[order]
 
@@ -525,6 +533,7 @@ class ParcelIndex:
                 ptree,
                 pts[todo],
                 with_distance=True,
+                threads=self.threads,
             )
             parts.append((todo[q0], q1, dist))
         if not parts:
@@ -543,8 +552,8 @@ class ParcelIndex:
     def _within(self, pts: np.ndarray, r: float, *, max_pairs: int | None = None) -> tuple | None:
         """(point, industrial position, m) of each point's nearest industrial parcels ≤ `r`.
 
-        Ties included; sorted by point, then distance, then industrial position (the
-        parcel order of the industrial subset follows the parcel order). With `max_pairs`,
+        Ties included (they share one distance); sorted by point, then industrial position
+        (the parcel order of the industrial subset follows the parcel order). With `max_pairs`,
         the parcels query in blocks and None is returned as soon as more candidate pairs
         than that are found (clustered parcels), so memory stays bounded.
         """
@@ -552,27 +561,31 @@ class ParcelIndex:
         tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
         g = self._ind_geoms
         if max_pairs is None:
-            k, i = _blockwise(lambda q: tree.query(q), tree, g)
+            k, i = _blockwise(lambda q: tree.query(q), tree, g, threads=self.threads)
         else:
             ks, is_, total = [], [], 0
             for lo in range(0, len(g), _QUERY_BLOCK):
-                kb, ib = _blockwise(lambda q: tree.query(q), tree, g[lo : lo + _QUERY_BLOCK])
+                block = g[lo : lo + _QUERY_BLOCK]
+                kb, ib = _blockwise(lambda q: tree.query(q), tree, block, threads=self.threads)
                 total += len(kb)
                 if total > max_pairs:
                     return None
                 ks.append(kb + lo)
                 is_.append(ib)
             k, i = np.concatenate(ks), np.concatenate(is_)
-        dist = _threaded(shapely.distance, pts[i], g[k])
+        dist = _threaded(shapely.distance, pts[i], g[k], threads=self.threads)
         ok = dist <= r
         i, k, dist = i[ok], k[ok], dist[ok]
         if not len(i):
             return i, k, dist
-        order = np.lexsort((k, dist, i))
+        # the tree answers parcel by parcel: a stable sort by point keeps each point's
+        # parcels in order, and the kept ties share one distance (no sort on it needed)
+        by_k = bool((np.diff(k) >= 0).all())
+        order = np.argsort(i, kind="stable") if by_k else np.lexsort((k, i))
         i, k, dist = i[order], k[order], dist[order]
-        first = np.r_[True, i[1:] != i[:-1]]
-        best = dist[first][np.cumsum(first) - 1]  # each point's smallest distance
-        keep = dist == best
+        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+        best = np.minimum.reduceat(dist, starts)  # each point's smallest distance
+        keep = dist == np.repeat(best, np.diff(np.r_[starts, len(i)]))
         return i[keep], k[keep], dist[keep]
 
 
@@ -587,23 +600,22 @@ _MAX_RADIUS = 4_000.0
 #: Industrial parcels per block when a pass counts its candidate pairs.
 _QUERY_BLOCK = 200_000
 
-_THREADS = max(1, min(2, os.cpu_count() or 1))
-_THREAD_MIN = 20_000  # below this many query geometries, one thread
 
-
-def _blockwise(query, tree: STRtree, geoms: np.ndarray, *, with_distance: bool = False) -> tuple:
+def _blockwise(
+    query, tree: STRtree, geoms: np.ndarray, *, with_distance: bool = False, threads: int = _THREADS
+) -> tuple:
     """``query(geoms)`` of an STRtree in contiguous blocks on threads; same pairs, same order.
 
     ``query`` returns ``(query positions, tree positions)`` or, `with_distance`,
     ``((query positions, tree positions), distances)``; block offsets are added back.
     """
     n = len(geoms)
-    if _THREADS < 2 or n < _THREAD_MIN:
+    if threads < 2 or n < _THREAD_MIN:
         parts, bounds = [query(geoms)], np.zeros(1, dtype=int)
     else:
         tree.query(geoms[:1])  # GEOS builds the tree on first use: before the threads share it
-        bounds = np.linspace(0, n, _THREADS + 1).astype(int)
-        with ThreadPoolExecutor(_THREADS, thread_name_prefix="mujun-strtree") as pool:
+        bounds = np.linspace(0, n, threads + 1).astype(int)
+        with ThreadPoolExecutor(threads, thread_name_prefix="mujun-strtree") as pool:
             parts = list(pool.map(lambda ij: query(geoms[ij[0] : ij[1]]), zip(bounds, bounds[1:])))
     if with_distance:
         q0 = np.concatenate([p[0][0] + b for p, b in zip(parts, bounds)])
@@ -807,14 +819,20 @@ def spatial_candidates(
     changed meanwhile: the caller passes a copy of the columns used (industrial, has_geom, pid).
     """
     index = index_factory(parcels, pinfo)
-    idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
-    qi, qj = index.covering(pts[idx])
-    fi = idx[qi]
-    covered = np.zeros(len(firms), dtype=bool)
-    covered[fi] = True
-    rest = idx[~covered[idx]]
-    near = nearest(index, pts, rest, pinfo, max_distance)
-    far = nearest(index, pts, rest[~np.isin(rest, near["fi"])], pinfo, None)
+    # the name rules keep the other core busy meanwhile: a second thread here would only
+    # slow them down; the index gets its threads back for the queries after the rules
+    threads, index.threads = index.threads, 1
+    try:
+        idx = np.flatnonzero(firms["eligible"].to_numpy() & firms["has_point"].to_numpy())
+        qi, qj = index.covering(pts[idx])
+        fi = idx[qi]
+        covered = np.zeros(len(firms), dtype=bool)
+        covered[fi] = True
+        rest = idx[~covered[idx]]
+        near = nearest(index, pts, rest, pinfo, max_distance)
+        far = nearest(index, pts, rest[~np.isin(rest, near["fi"])], pinfo, None)
+    finally:
+        index.threads = threads
     return SpatialCandidates(index, fi, qj, covered, near, far)
 
 
@@ -926,9 +944,10 @@ def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
     grouped = ~(first & np.r_[first[1:], True])
     rows = order[grouped]
     starts = np.flatnonzero(first[grouped])
-    lead = (np.cumsum(first) - 1)[first & grouped]  # their rows in `out`
-    take = np.arange(len(out))
-    take[lead] = len(out) + np.arange(len(lead))
+    lead = (np.cumsum(first) - 1)[first & grouped]  # their rows in `out`, ascending
+    at_lead = np.zeros(len(out), dtype=bool)
+    at_lead[lead] = True
+    at_lead = pa.array(at_lead)
     for col in ("evidence", "review"):
         text = _arrow_text(links[col]).take(pa.array(rows))
         offsets = np.r_[starts, len(rows)]
@@ -938,6 +957,8 @@ def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
             offsets = np.r_[0, np.cumsum(keep)][offsets]
         lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), text)
         joined = pc.binary_join(lists, pa.scalar("; ", text.type))
-        whole = pa.concat_arrays([_arrow_text(out[col]).cast(joined.type), joined])
-        out[col] = pd.Series(whole.take(pa.array(take)), dtype=links[col].dtype)
+        # the joined texts replace the lead rows' own, in one pass over the column
+        own = _arrow_text(out[col])
+        whole = pc.replace_with_mask(own, at_lead, joined.cast(own.type))
+        out[col] = pd.Series(whole, dtype=links[col].dtype)
     return out

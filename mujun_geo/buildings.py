@@ -95,19 +95,23 @@ def _check_pair_crs(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> N
         raise CRSError(msg)
 
 
-def _threaded(fn: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
-    """``fn(*arrays)`` over contiguous blocks in :data:`_THREADS` threads, concatenated.
+def _threaded(
+    fn: Callable[..., np.ndarray], *arrays: np.ndarray, threads: int | None = None
+) -> np.ndarray:
+    """``fn(*arrays)`` over contiguous blocks in `threads` threads, concatenated.
 
     For element-wise shapely functions, which release the GIL: the result equals
     ``fn(*arrays)``. Only read-only GEOS work belongs here (no ``shapely.prepare`` on
     geometries shared between blocks: prepared geometries are not thread-safe).
+    `threads` defaults to :data:`_THREADS`.
     """
     n = len(arrays[0])
-    if _THREADS < 2 or n < _THREAD_MIN:
+    threads = _THREADS if threads is None else threads
+    if threads < 2 or n < _THREAD_MIN:
         return fn(*arrays)
-    bounds = np.linspace(0, n, _THREADS + 1).astype(int)
+    bounds = np.linspace(0, n, threads + 1).astype(int)
     blocks = [tuple(a[i:j] for a in arrays) for i, j in zip(bounds[:-1], bounds[1:])]
-    with ThreadPoolExecutor(_THREADS) as pool:
+    with ThreadPoolExecutor(threads) as pool:
         parts = list(pool.map(lambda block: fn(*block), blocks))
     return np.concatenate(parts)
 

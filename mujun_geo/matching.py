@@ -105,6 +105,7 @@ from mujun_geo._match_land import allocate_land
 from mujun_geo._match_overrides import DECISIONS, apply_overrides, parse_overrides, require
 from mujun_geo._match_rules import clean_codes
 from mujun_geo._validate import Problems
+from mujun_geo.buildings import _threaded
 from mujun_geo.units import m2_to_mu
 
 __all__ = [
@@ -508,7 +509,9 @@ def _assemble(
     far &= ~R.sorted_isin(R.pairs(fi, pj, n_p), R.pairs(cand.cover_fi, cand.cover_pj, n_p))
     far = np.flatnonzero(far)
     dist = np.zeros(len(links))
-    dist[far] = shapely.distance(pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]])
+    dist[far] = _threaded(
+        shapely.distance, pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]]
+    )
     matches = pd.DataFrame(
         {
             "credit_code": R.take_text(firms["code"], fi[order]),
