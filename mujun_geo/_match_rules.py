@@ -798,7 +798,8 @@ class SpatialCandidates:
     (eligible firms with a point), sorted by firm then parcel; ``covered``: a boolean per firm;
     ``near``: the nearest industrial parcels within `max_distance` (ties included) of every
     uncovered point; ``far``: the nearest industrial parcels at any distance of the uncovered
-    points with none within `max_distance` (for the unmatched reason).
+    points with none within `max_distance` (for the unmatched reason); ``within``: the
+    :func:`one_per_point` choice over all cover pairs (used when no override rejects one).
     """
 
     index: ParcelIndex
@@ -807,6 +808,7 @@ class SpatialCandidates:
     covered: np.ndarray
     near: pd.DataFrame
     far: pd.DataFrame
+    within: tuple | None = None
 
 
 def spatial_candidates(
@@ -831,39 +833,24 @@ def spatial_candidates(
         rest = idx[~covered[idx]]
         near = nearest(index, pts, rest, pinfo, max_distance)
         far = nearest(index, pts, rest[~np.isin(rest, near["fi"])], pinfo, None)
+        # the location links as they are without overrides (the usual case)
+        within = one_per_point(fi, qj, len(firms), pinfo, index.geoms, pts)
     finally:
         index.threads = threads
-    return SpatialCandidates(index, fi, qj, covered, near, far)
+    return SpatialCandidates(index, fi, qj, covered, near, far, within)
 
 
 def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) -> tuple:
     """Parcel covers the point; one parcel per point. Returns (links, rejected, covered)."""
     n_p = len(pinfo)
-    w = pd.DataFrame({"fi": cand.cover_fi, "pj": cand.cover_pj})
-    hit = np.isin(pairs(w["fi"], w["pj"], n_p), rejected)
-    rej = link_frame(w["fi"][hit], w["pj"][hit], "within", 0.9, "点位于宗地内")
-    w = w[~hit].reset_index(drop=True)
-    fi, pj = w["fi"].to_numpy(), w["pj"].to_numpy()
-    n = np.bincount(fi, minlength=len(firms))[fi]
-    # most points lie in one parcel; only points with several candidates need the tie rule
-    multi = n > 1
-    if multi.any():
-        m = w[multi].assign(
-            # interior only breaks ties, so it is tested for these points alone
-            interior=shapely.contains_properly(cand.index.geoms[pj[multi]], pts[fi[multi]]),
-            industrial=pinfo["industrial"].to_numpy()[pj[multi]],
-            area=pinfo["area"].to_numpy()[pj[multi]],
-            pid=pinfo["pid"].to_numpy()[pj[multi]],
+    hit = np.isin(pairs(cand.cover_fi, cand.cover_pj, n_p), rejected)
+    rej = link_frame(cand.cover_fi[hit], cand.cover_pj[hit], "within", 0.9, "点位于宗地内")
+    if cand.within is not None and not hit.any():
+        fi, pj, n, holder = cand.within  # worked out beside the name rules
+    else:
+        fi, pj, n, holder = one_per_point(
+            cand.cover_fi[~hit], cand.cover_pj[~hit], len(firms), pinfo, cand.index.geoms, pts
         )
-        m = sort_rows(
-            m, ["fi", "interior", "industrial", "area", "pid"], [True, False, False, False, True]
-        )
-        keep = np.flatnonzero(~multi)
-        w = pd.concat([w.iloc[keep], m.drop_duplicates("fi")[["fi", "pj"]]])
-        w = w.sort_values("fi", kind="stable").reset_index(drop=True)
-        fi, pj = w["fi"].to_numpy(), w["pj"].to_numpy()
-        n = np.bincount(cand.cover_fi[~hit], minlength=len(firms))[fi]
-    holder = _arrow_text(pinfo["holder"]).take(pa.array(pj))
     known = np.asarray(holder.is_valid())
     # the holder is another firm of the list: its code/name link points at this parcel
     on_linked = np.zeros(n_p, dtype=bool)
@@ -888,6 +875,40 @@ def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) ->
         )
     links = link_frame(fi, pj, "within", np.where(known, 0.8, 0.9), ev)
     return links, rej, cand.covered
+
+
+def one_per_point(cover_fi, cover_pj, n_firms: int, pinfo, geoms, pts) -> tuple:
+    """The one parcel of each covered point: ``(fi, pj, n, holder)`` sorted by firm.
+
+    ``cover_fi, cover_pj`` are the (firm, parcel) pairs where the parcel covers the point,
+    sorted by firm; ``n`` counts each point's covering parcels and ``holder`` (Arrow text)
+    is the chosen parcel's holder. A point on several parcels takes the one whose interior
+    holds it, then an industrial one, then the largest, then the smallest parcel_id.
+    """
+    fi, pj = np.asarray(cover_fi), np.asarray(cover_pj)
+    n = np.bincount(fi, minlength=n_firms)[fi]
+    # most points lie in one parcel; only points with several candidates need the tie rule
+    multi = n > 1
+    if multi.any():
+        m = pd.DataFrame({"fi": fi[multi], "pj": pj[multi]}).assign(
+            # interior only breaks ties, so it is tested for these points alone
+            interior=shapely.contains_properly(geoms[pj[multi]], pts[fi[multi]]),
+            industrial=pinfo["industrial"].to_numpy()[pj[multi]],
+            area=pinfo["area"].to_numpy()[pj[multi]],
+            pid=pinfo["pid"].to_numpy()[pj[multi]],
+        )
+        m = sort_rows(
+            m, ["fi", "interior", "industrial", "area", "pid"], [True, False, False, False, True]
+        )
+        m = m.drop_duplicates("fi")
+        keep = np.flatnonzero(~multi)
+        fi = np.concatenate([fi[keep], m["fi"].to_numpy()])
+        pj = np.concatenate([pj[keep], m["pj"].to_numpy()])
+        order = np.argsort(fi, kind="stable")
+        fi, pj = fi[order], pj[order]
+        n = np.bincount(np.asarray(cover_fi), minlength=n_firms)[fi]
+    holder = _arrow_text(pinfo["holder"]).take(pa.array(pj))
+    return fi, pj, n, holder
 
 
 def nearest(index: ParcelIndex, pts, idx, pinfo, max_distance: float | None) -> pd.DataFrame:

@@ -362,7 +362,7 @@ def _match(
             R.spatial_candidates,
             index_factory,
             parcels,
-            pinfo[["pid", "industrial", "has_geom"]].copy(),
+            pinfo[["pid", "industrial", "has_geom", "area", "holder"]].copy(),
             firms[["eligible", "has_point"]].copy(),
             pts,
             max_distance,

@@ -933,7 +933,7 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
 
     from mujun_geo import _match_rules as R
 
-    monkeypatch.setattr(R, "_THREADS", threads)
+    monkeypatch.setattr(R.ParcelIndex, "threads", threads)
     monkeypatch.setattr(R, "_THREAD_MIN", 1)
     rng = np.random.default_rng(11)
     geoms = [sq(x, y, 90, 90) for x in range(0, 1000, 100) for y in range(0, 1000, 100)]
@@ -979,7 +979,7 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
 
     from mujun_geo import _match_rules as R
 
-    monkeypatch.setattr(R, "_THREADS", 2)  # the blocks on threads, as on a large layer
+    monkeypatch.setattr(R.ParcelIndex, "threads", 2)  # blocks on threads, as on large layers
     monkeypatch.setattr(R, "_THREAD_MIN", 1)
     rng = np.random.default_rng(5)
     c = rng.uniform(0, 2000, (400, 2)) + [X0, Y0]
@@ -1016,6 +1016,40 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     if max_distance in (7.5, 50.0):
         assert set(pj[fi == n - 2].tolist()) == {len(tri), len(tri) + 1}  # the tie keeps both
         assert len(np.unique(fi)) > 200
+
+
+def test_spatial_candidates_query_in_one_thread_and_give_the_index_its_threads_back(
+    monkeypatch,
+):
+    # beside the name rules the spatial queries take one core; the queries after the rules
+    # (the unmatched firms' nearest parcel) use the index's own threads again
+    from shapely import points
+
+    from mujun_geo import _match_rules as R
+
+    seen = []
+    real = R._blockwise
+
+    def spy(*args, threads, **kwargs):
+        seen.append(threads)
+        return real(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(R, "_blockwise", spy)
+    monkeypatch.setattr(R.ParcelIndex, "threads", 2)
+    p = gpd.GeoDataFrame(geometry=[sq(0, 0, 10, 10), sq(100, 0, 10, 10)], crs=CRS)
+    info = pd.DataFrame({"pid": ["P1", "P2"], "industrial": True, "has_geom": True})
+    info = info.assign(area=100.0, holder=pd.array(["甲厂", None], dtype="string"))
+    firms = pd.DataFrame({"eligible": True, "has_point": True}, index=range(3))
+    pts = points([[X0 + 5, Y0 + 5], [X0 + 30, Y0 + 5], [X0 + 500, Y0]])
+    cand = R.spatial_candidates(R.ParcelIndex, p, info, firms, pts, 50.0)
+    assert seen and set(seen) == {1}
+    assert cand.index.threads == 2
+    # point 0 lies in P1; point 1 is 20 m from P1; point 2 is 390 m from P2 (beyond 50 m)
+    assert (cand.cover_fi.tolist(), cand.cover_pj.tolist()) == ([0], [0])
+    assert cand.near[["fi", "pj", "d"]].values.tolist() == [[1, 0, 20.0]]
+    assert cand.far[["fi", "pj", "d"]].values.tolist() == [[2, 1, 390.0]]
+    fi, pj, n, holder = cand.within  # the location link of point 0, for the rules
+    assert (fi.tolist(), pj.tolist(), n.tolist(), holder.to_pylist()) == ([0], [0], [1], ["甲厂"])
 
 
 def test_parcel_index_nearest_skips_missing_points_and_caps_pairs(monkeypatch):
