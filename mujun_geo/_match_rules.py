@@ -858,12 +858,16 @@ def within_rule(firms, pts, cand: SpatialCandidates, pinfo, rejected, linked) ->
     other = on_linked[pj]
     other[other] = ~sorted_isin(pairs(fi[other], pj[other], n_p), linked[0])
     t = holder.type
-    sep = pa.scalar("", t)
-    text = pc.binary_join_element_wise(pa.scalar("点位于宗地内; 权利人: ", t), holder, sep)
-    text = pc.if_else(pa.array(known), text, pa.scalar("点位于宗地内; 权利人未知", t))
-    if other.any():
-        mark = pc.binary_join_element_wise(text, pa.scalar(" (名单内其他企业, 共租共用)", t), sep)
-        text = pc.if_else(pa.array(other), mark, text)
+    # head + holder + mark, joined in one pass (an unknown holder adds nothing)
+    head = pc.if_else(
+        pa.array(known),
+        pa.scalar("点位于宗地内; 权利人: ", t),
+        pa.scalar("点位于宗地内; 权利人未知", t),
+    )
+    mark = pc.if_else(
+        pa.array(other), pa.scalar(" (名单内其他企业, 共租共用)", t), pa.scalar("", t)
+    )
+    text = pc.binary_join_element_wise(head, pc.fill_null(holder, ""), mark, pa.scalar("", t))
     ev = pd.Series(text, dtype="str")
     tie = n > 1
     if tie.any():

@@ -596,9 +596,17 @@ def _assemble(
     match_status = pd.array(
         pa.array(["rejected", "matched", "unmatched"]).take(status_code), dtype="str"
     )
-    pf = per_firm.reindex(np.arange(n_f))
-    land = np.where(matched, pf["land_m2"].to_numpy(dtype=float), np.nan)
-    unit = np.where(matched, pf["eval_unit"].to_numpy(dtype=object), np.where(eligible, code, None))
+    # the per-firm land by position (per_firm is indexed by the counted firms' positions)
+    at = per_firm.index.to_numpy()
+    land = np.full(n_f, np.nan)
+    land[at] = per_firm["land_m2"].to_numpy(dtype=float)
+    land[~matched] = np.nan
+    unit = np.asarray(np.where(eligible, code, None), dtype=object)
+    unit[matched] = None
+    own_unit = matched[at]
+    unit[at[own_unit]] = per_firm["eval_unit"].to_numpy(dtype=object)[own_unit]
+    land_note = np.full(n_f, "", dtype=object)
+    land_note[at] = per_firm["land_note"].fillna("").to_numpy(dtype=object)
     show_near = ~matched & eligible & has_point
     ent = pd.DataFrame(
         {
@@ -611,7 +619,7 @@ def _assemble(
             "nearest_parcel_id": np.where(show_near, near["pid"].to_numpy(dtype=object), None),
             "nearest_distance_m": np.where(show_near, d, np.nan),
             "n_review": n_review,
-            "land_note": pf["land_note"].fillna("").astype("str").array,
+            "land_note": pd.array(land_note, dtype="str"),
         },
         index=enterprises.index,
     )
