@@ -16,7 +16,7 @@ from scipy.sparse.csgraph import connected_components
 import geopandas as gpd
 import shapely
 
-from mujun_geo._match_rules import clean_codes, join_groups, take_text, text_rank
+from mujun_geo._match_rules import clean_codes, join_groups, lex_order, take_text, text_rank
 from mujun_geo._validate import Problems
 
 __all__ = ["allocate_land", "floor_area_by_occupant"]
@@ -124,7 +124,7 @@ def allocate_land(
         rank = text_rank(pinfo["pid"]) if pid_rank is None else pid_rank
         if rank is None:  # pid is always text (prepare_parcels); sorted codes do as well
             rank = pd.factorize(pinfo["pid"], sort=True)[0]
-        order = np.lexsort((rank[c_pj], comp))
+        order = lex_order(comp, rank[c_pj], len(pinfo))
         first = np.r_[True, comp[order][1:] != comp[order][:-1]] if len(order) else order > 0
         unit_pj = np.full(n_comp, -1)
         unit_pj[comp[order][first]] = c_pj[order][first]

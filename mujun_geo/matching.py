@@ -497,7 +497,7 @@ def _assemble(
     pid_rank, code_rank = ranks
 
     # STEP 1: the matches table, its columns taken in the output order
-    order = np.lexsort((pid_rank[pj], code_rank[fi]))
+    order = R.lex_order(code_rank[fi], pid_rank[pj], n_p)
     note = links["land_note"].astype(str)
     ov_note = links["ov_note"]
     if ov_note.notna().any():
@@ -529,7 +529,7 @@ def _assemble(
 
     # STEP 2: enterprises
     c_fi, c_pj = fi[counted], pj[counted]
-    order = np.lexsort((pid_rank[c_pj], c_fi))
+    order = R.lex_order(c_fi, pid_rank[c_pj], n_p)
     c_fi, c_pid = c_fi[order], R.take_text(pinfo["pid"], c_pj[order])
     matched = np.isin(np.arange(n_f), c_fi)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
@@ -627,7 +627,7 @@ def _assemble(
     # STEP 3: parcels
     live = np.isin(status, ["auto", "confirmed", "review"])
     c_fi, c_pj = fi[counted], pj[counted]
-    order = np.lexsort((code_rank[c_fi], c_pj))
+    order = R.lex_order(c_pj, code_rank[c_fi], n_f)
     c_pj, c_code = c_pj[order], R.take_text(firms["code"], c_fi[order])
     par = pd.DataFrame(
         {
