@@ -129,6 +129,8 @@ def lex_order(major: np.ndarray, minor: np.ndarray, n_minor: int) -> np.ndarray:
     --------
     >>> lex_order(np.array([2, 0, 2, 0]), np.array([1, 3, 0, 3]), 4).tolist()
     [1, 3, 2, 0]
+    >>> lex_order(np.array([1, -1, 1]), np.array([5, 0, 2]), 4).tolist()  # np.lexsort's
+    [1, 2, 0]
     """
     major, minor = np.asarray(major), np.asarray(minor)
     if not len(major):
