@@ -16,7 +16,14 @@ from scipy.sparse.csgraph import connected_components
 import geopandas as gpd
 import shapely
 
-from mujun_geo._match_rules import clean_codes, join_groups, lex_order, take_text, text_rank
+from mujun_geo._match_rules import (
+    clean_codes,
+    join_groups,
+    lex_order,
+    repeated_text,
+    take_text,
+    text_rank,
+)
 from mujun_geo._validate import Problems
 
 __all__ = ["allocate_land", "floor_area_by_occupant"]
@@ -202,7 +209,7 @@ def allocate_land(
     nonind = (links["status"].isin(["auto", "confirmed"]) & ~links["industrial"]).to_numpy()
     land_note[nonind] = "非工业用地, 不计入评价用地"
     links["land_share"] = land_share
-    links["land_note"] = pd.array(land_note, dtype="str")
+    links["land_note"] = repeated_text(land_note)
     fi_note = pd.DataFrame({"fi": c["fi"].to_numpy(), "note": note.to_numpy()})
     fi_note = fi_note[fi_note["note"] != ""].drop_duplicates()
     joined = join_groups(fi_note["note"], fi_note["fi"].to_numpy(), "; ")

@@ -606,7 +606,8 @@ def _assemble(
     own_unit = matched[at]
     unit[at[own_unit]] = per_firm["eval_unit"].to_numpy(dtype=object)[own_unit]
     land_note = np.full(n_f, "", dtype=object)
-    land_note[at] = per_firm["land_note"].fillna("").to_numpy(dtype=object)
+    land_note[at] = per_firm["land_note"].to_numpy(dtype=object)
+    land_note[pd.isna(land_note)] = ""
     show_near = ~matched & eligible & has_point
     ent = pd.DataFrame(
         {
@@ -619,7 +620,7 @@ def _assemble(
             "nearest_parcel_id": np.where(show_near, near["pid"].to_numpy(dtype=object), None),
             "nearest_distance_m": np.where(show_near, d, np.nan),
             "n_review": n_review,
-            "land_note": pd.array(land_note, dtype="str"),
+            "land_note": R.repeated_text(land_note),
         },
         index=enterprises.index,
     )
