@@ -1005,28 +1005,22 @@ def combine(frames: list[pd.DataFrame], n_p: int) -> pd.DataFrame:
     order = lex_order(key, rank, len(RANK) + 1)
     key = key[order]
     first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
-    out = links.iloc[order[first]].reset_index(drop=True)
     if first.all():
-        return out
-    # pairs given by several rules: their texts joined in Arrow, in the sorted order
-    grouped = ~(first & np.r_[first[1:], True])
-    rows = order[grouped]
-    starts = np.flatnonzero(first[grouped])
-    lead = (np.cumsum(first) - 1)[first & grouped]  # their rows in `out`, ascending
-    at_lead = np.zeros(len(out), dtype=bool)
-    at_lead[lead] = True
-    at_lead = pa.array(at_lead)
-    for col in ("evidence", "review"):
-        text = _arrow_text(links[col]).take(pa.array(rows))
-        offsets = np.r_[starts, len(rows)]
+        return links.iloc[order].reset_index(drop=True)
+    texts = ["evidence", "review"]
+    out = links.drop(columns=texts).iloc[order[first]].reset_index(drop=True)
+    # every pair's texts as one list, in the sorted order, joined in one Arrow pass (a pair
+    # given by one rule is a list of one)
+    at = pa.array(order)
+    offsets = np.r_[np.flatnonzero(first), len(order)]
+    for col in texts:
+        text = _arrow_text(links[col]).take(at)
+        ends = offsets
         if col == "review":  # only the non-empty reviews are joined
             keep = np.asarray(pc.not_equal(text, "")).astype(bool)
             text = text.filter(pa.array(keep))
-            offsets = np.r_[0, np.cumsum(keep)][offsets]
-        lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), text)
+            ends = np.r_[0, np.cumsum(keep)][offsets]
+        lists = pa.ListArray.from_arrays(pa.array(ends, pa.int32()), text)
         joined = pc.binary_join(lists, pa.scalar("; ", text.type))
-        # the joined texts replace the lead rows' own, in one pass over the column
-        own = _arrow_text(out[col])
-        whole = pc.replace_with_mask(own, at_lead, joined.cast(own.type))
-        out[col] = pd.Series(whole, dtype=links[col].dtype)
+        out.insert(links.columns.get_loc(col), col, pd.Series(joined, dtype=links[col].dtype))
     return out
