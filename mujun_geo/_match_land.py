@@ -215,7 +215,8 @@ def allocate_land(
     joined = join_groups(fi_note["note"], fi_note["fi"].to_numpy(), "; ")
     firm_note = np.full(len(per_firm), "", dtype=object)  # (a reindex of 500k is slower)
     firm_note[per_firm.index.get_indexer(joined.index)] = joined.to_numpy(dtype=object)
-    per_firm["land_note"] = firm_note
+    # object, as the assembly reads it (a str column would be converted twice)
+    per_firm["land_note"] = pd.Series(firm_note, index=per_firm.index, dtype=object)
     return links, per_firm
 
 
