@@ -503,12 +503,18 @@ def _assemble(
     if ov_note.notna().any():
         ov_note = ov_note.fillna("").astype(str)
         note = note + np.where((note != "") & (ov_note != ""), "; ", "") + ov_note
-    # a point is 0 m from a parcel that covers it (known from the location rule); GEOS
-    # measures the others (GIL released)
+    # a point is 0 m from a parcel that covers it (known from the location rule), the
+    # nearest search measured its pairs already; GEOS measures the others (GIL released)
+    key = R.pairs(fi, pj, n_p)
     far = links["method"].to_numpy(dtype=object) != "within"
-    far &= ~R.sorted_isin(R.pairs(fi, pj, n_p), R.pairs(cand.cover_fi, cand.cover_pj, n_p))
-    far = np.flatnonzero(far)
+    far &= ~R.sorted_isin(key, R.pairs(cand.cover_fi, cand.cover_pj, n_p))
     dist = np.zeros(len(links))
+    near_key = R.pairs(cand.near["fi"], cand.near["pj"], n_p)
+    by_key = np.argsort(near_key, kind="stable")
+    near_key, near_d = near_key[by_key], cand.near["d"].to_numpy(dtype=float)[by_key]
+    measured = far & R.sorted_isin(key, near_key)
+    dist[measured] = near_d[np.searchsorted(near_key, key[measured])]
+    far = np.flatnonzero(far & ~measured)
     dist[far] = _threaded(
         shapely.distance, pts[fi[far]], np.asarray(parcels.geometry.values)[pj[far]]
     )
