@@ -487,8 +487,6 @@ def _assemble(
     enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance, problems
 ) -> MatchResult:
     n_f, n_p = len(firms), len(pinfo)
-    pid = pinfo["pid"].to_numpy(dtype=object)
-    code = firms["code"].to_numpy(dtype=object, na_value=None)
     fi, pj = links["fi"].to_numpy(), links["pj"].to_numpy()
     status = links["status"].to_numpy(dtype=object)
     ind_link = links["industrial"].to_numpy(dtype=bool)
@@ -540,10 +538,15 @@ def _assemble(
     matched = np.isin(np.arange(n_f), c_fi)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
-    lu = pinfo["land_use"].fillna("?").to_numpy(dtype=object)
     nonind = np.isin(status, _COUNTED) & ~ind_link
     nonind_txt = R.join_groups(
-        pd.Series(pid[pj[nonind]] + "(land_use " + lu[pj[nonind]] + ")"), fi[nonind]
+        pd.Series(
+            R.take_text(pinfo["pid"], pj[nonind]).to_numpy(dtype=object)
+            + "(land_use "
+            + R.take_text(pinfo["land_use"], pj[nonind]).fillna("?").to_numpy(dtype=object)
+            + ")"
+        ),
+        fi[nonind],
     )
     has_rej = np.isin(np.arange(n_f), fi[status == "rejected"])
     todo = np.flatnonzero(eligible & ~matched & has_point)
@@ -607,10 +610,17 @@ def _assemble(
     land = np.full(n_f, np.nan)
     land[at] = per_firm["land_m2"].to_numpy(dtype=float)
     land[~matched] = np.nan
-    unit = np.asarray(np.where(eligible, code, None), dtype=object)
-    unit[matched] = None
+    # eval_unit in Arrow: the unit of a matched firm, the code of an eligible unmatched one
     own_unit = matched[at]
-    unit[at[own_unit]] = per_firm["eval_unit"].to_numpy(dtype=object)[own_unit]
+    has_unit = np.zeros(n_f, dtype=bool)
+    has_unit[at[own_unit]] = True
+    pick = np.arange(n_f)
+    pick[at[own_unit]] = n_f + np.flatnonzero(own_unit)
+    code_txt = R._arrow_text(firms["code"].astype("str"))
+    unit_txt = R._arrow_text(per_firm["eval_unit"].astype("str")).cast(code_txt.type)
+    unit = pa.concat_arrays([code_txt, unit_txt]).take(
+        pa.array(pick, mask=~((eligible & ~matched) | has_unit))
+    )
     land_note = np.full(n_f, "", dtype=object)
     land_note[at] = per_firm["land_note"].to_numpy(dtype=object)
     land_note[pd.isna(land_note)] = ""
@@ -621,7 +631,7 @@ def _assemble(
             "parcel_ids": R.join_sorted(c_pid, c_fi, n_f).array,
             "land_m2": land,
             "land_mu": m2_to_mu(land),
-            "eval_unit": unit,
+            "eval_unit": pd.array(unit, dtype="str"),
             "unmatched_reason": reason,
             "nearest_parcel_id": np.where(show_near, near["pid"].to_numpy(dtype=object), None),
             "nearest_distance_m": np.where(show_near, d, np.nan),
