@@ -40,6 +40,7 @@ __all__ = [
     "exact_name_rule",
     "fuzzy_rule",
     "lex_order",
+    "marks",
     "nearest_rule",
     "one_per_point",
     "pairs",
@@ -157,6 +158,19 @@ def repeated_text(values: np.ndarray) -> pd.arrays.ArrowStringArray:
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
     text = pa.array(np.asarray(uniques, dtype=object), type=pa.large_string())
     return pd.array(text.take(pa.array(codes, mask=codes < 0)), dtype="str")
+
+
+def marks(positions: object, n: int) -> np.ndarray:
+    """``np.isin(np.arange(n), positions)`` for positions in ``0 … n-1``, without a sort.
+
+    Examples
+    --------
+    >>> marks([3, 0, 3], 5).tolist()
+    [True, False, False, True, False]
+    """
+    out = np.zeros(n, dtype=bool)
+    out[np.asarray(positions, dtype=np.int64)] = True
+    return out
 
 
 def sorted_isin(keys: np.ndarray, among: np.ndarray) -> np.ndarray:
@@ -448,7 +462,7 @@ def holder_tables(
     c = pd.DataFrame({"pj": pj, "hcode": parts})
     c["hcode"] = clean_codes(c["hcode"])
     c = c.dropna(subset=["hcode"]).drop_duplicates()
-    pinfo["has_code"] = np.isin(np.arange(len(pinfo)), c["pj"])
+    pinfo["has_code"] = marks(c["pj"], len(pinfo))
     h = h.dropna(subset=["hkey"])
     # drop repeated (parcel, key) pairs, first kept: integer pairs instead of a text hash
     key = pc.dictionary_encode(_arrow_text(h["hkey"])).indices
@@ -796,7 +810,7 @@ def fuzzy_rule(firms, holders, threshold: float, linked_fi, claimed, rejected, n
     if threshold >= 100:
         return empty, empty
     ok = firms["eligible"] & firms["key"].notna() & firms["region"].notna()
-    f = firms[ok.to_numpy() & ~np.isin(np.arange(len(firms)), linked_fi)]
+    f = firms[ok.to_numpy() & ~marks(linked_fi, len(firms))]
     h = holders[holders["hregion"].notna().to_numpy() & ~holders["has_code"].to_numpy()]
     h = h[~_isin_claimed(h["hregion"], h["hkey"], claimed)]
     h_by_region = {r: g for r, g in h.groupby("hregion", sort=True)}

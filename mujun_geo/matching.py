@@ -410,7 +410,7 @@ def _rules(
     linked = (R.pairs(cn["fi"], cn["pj"], n_p), cn["pj"].to_numpy())
     within, within_rej, covered = R.within_rule(firms, pts, cand, pinfo, rej, linked)
     todo = firms["eligible"].to_numpy() & firms["has_point"].to_numpy() & ~covered
-    todo &= ~np.isin(np.arange(len(firms)), cn["fi"])
+    todo &= ~R.marks(cn["fi"], len(firms))
     near, near_rej = R.nearest_rule(cand, np.flatnonzero(todo), n_p, max_distance, rej)
     links = R.combine([code, name, fuzzy, within, near], n_p)
     links["industrial"] = pinfo["industrial"].to_numpy()[links["pj"]]
@@ -535,7 +535,7 @@ def _assemble(
     c_fi, c_pj = fi[counted], pj[counted]
     order = R.lex_order(c_fi, pid_rank[c_pj], n_p)
     c_fi, c_pid = c_fi[order], R.take_text(pinfo["pid"], c_pj[order])
-    matched = np.isin(np.arange(n_f), c_fi)
+    matched = R.marks(c_fi, n_f)
     n_review = np.bincount(fi[status == "review"], minlength=n_f)
     eligible, has_point = firms["eligible"].to_numpy(), firms["has_point"].to_numpy()
     nonind = np.isin(status, _COUNTED) & ~ind_link
@@ -548,7 +548,7 @@ def _assemble(
         ),
         fi[nonind],
     )
-    has_rej = np.isin(np.arange(n_f), fi[status == "rejected"])
+    has_rej = R.marks(fi[status == "rejected"], n_f)
     todo = np.flatnonzero(eligible & ~matched & has_point)
     # nearest industrial parcel at any distance: found beforehand for uncovered points
     known = pd.concat([cand.near, cand.far], ignore_index=True)
@@ -649,7 +649,7 @@ def _assemble(
     par = pd.DataFrame(
         {
             "n_enterprises": np.bincount(pj[counted], minlength=n_p),
-            "vacant": pinfo["industrial"].to_numpy() & ~np.isin(np.arange(n_p), pj[live]),
+            "vacant": pinfo["industrial"].to_numpy() & ~R.marks(pj[live], n_p),
             "credit_codes": R.join_sorted(c_code, c_pj, n_p).array,
             "industrial": pinfo["industrial"].to_numpy(),
             "n_review": np.bincount(pj[status == "review"], minlength=n_p),
@@ -657,7 +657,8 @@ def _assemble(
         index=parcels.index,
     )
     result = MatchResult(matches, ent, par, problems.frame())
-    logger.info("matching: %s", result.summary())
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("matching: %s", result.summary())
     return result
 
 
