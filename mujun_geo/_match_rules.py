@@ -524,7 +524,7 @@ class ParcelIndex:
         Sorted by point, then parcel. A tree over the points queried with the parcels
         (``covers``) finds the same pairs as the parcel tree queried with the points
         (``covered_by``) in half the time: there are fewer points than parcels. The parcels
-        are queried in blocks on two threads (GEOS releases the GIL).
+        are queried in blocks on :attr:`threads` threads (GEOS releases the GIL).
         """
         pts = np.asarray(pts, dtype=object)
         if not len(pts):

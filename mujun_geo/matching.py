@@ -612,8 +612,7 @@ def _assemble(
     land[~matched] = np.nan
     # eval_unit in Arrow: the unit of a matched firm, the code of an eligible unmatched one
     own_unit = matched[at]
-    has_unit = np.zeros(n_f, dtype=bool)
-    has_unit[at[own_unit]] = True
+    has_unit = R.marks(at[own_unit], n_f)
     pick = np.arange(n_f)
     pick[at[own_unit]] = n_f + np.flatnonzero(own_unit)
     code_txt = R._arrow_text(firms["code"].astype("str"))
