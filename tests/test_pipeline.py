@@ -247,3 +247,39 @@ def test_floor_area_beside_matching_equals_floor_area_after_grading(result, monk
     # the raised caps of A/B parcels of 50 亩 or more outside parks need the grades: present
     assert (parcels["ancillary_cap_land"] == 0.15).sum() > 0
     assert (parcels["ancillary_cap_land"] == 0.07).sum() > 0
+
+
+def test_floor_area_thread_clips_a_copy_with_the_same_coordinates():
+    # the thread clips its own geometries (prepared geometries are not thread-safe): new
+    # objects, 2D and 3D parcels alike, with the same figures as the parcels themselves
+    import geopandas as gpd
+    import shapely
+
+    from mujun_geo import land, stages
+
+    parcels = gpd.GeoDataFrame(
+        geometry=[
+            shapely.box(0, 0, 100, 100),
+            shapely.Polygon([(200, 0, 5), (300, 0, 5), (300, 80, 6), (200, 80, 6)]),
+            None,
+        ],
+        crs=4549,
+    )
+    buildings = gpd.GeoDataFrame(
+        {"floors": [2, 3]},
+        geometry=[shapely.box(-10, 10, 40, 60), shapely.box(250, 20, 270, 40)],
+        crs=4549,
+    )
+    seen = []
+
+    def spy(frame, bld, **kwargs):
+        seen.append(np.asarray(frame.geometry.values, dtype=object))
+        return land.building_metrics(frame, bld, **kwargs)
+
+    got, seconds = stages._floor_area_beside(spy, parcels, buildings, {})
+    own, orig = seen[0], np.asarray(parcels.geometry.values, dtype=object)
+    assert own[0] is not orig[0] and own[1] is not orig[1] and own[2] is None
+    assert shapely.equals_identical(own[:2], orig[:2]).all() and shapely.has_z(own[1])
+    pd.testing.assert_frame_equal(got, land.building_metrics(parcels, buildings))
+    # 40 m × 50 m of the first building on parcel 0, two floors: 4,000 m² on 10,000 m²
+    assert got["floor_area_m2"].tolist()[:2] == [4000.0, 1200.0] and seconds >= 0
