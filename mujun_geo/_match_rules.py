@@ -8,7 +8,6 @@ the points.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from shapely import STRtree
 
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
-from mujun_geo.buildings import _threaded
+from mujun_geo.buildings import _THREAD_MIN, _THREADS, _threaded
 from mujun_geo.names import _WHITESPACE, _nfkc, normalize_names
 from mujun_geo.names import _arrow as _arrow_text
 
@@ -474,10 +473,6 @@ def holder_tables(
 
 # ---------------------------------------------------------------------------------------------
 # spatial queries
-
-
-_THREADS = max(1, min(2, os.cpu_count() or 1))
-_THREAD_MIN = 20_000  # below this many query geometries, one thread
 
 
 class ParcelIndex:
