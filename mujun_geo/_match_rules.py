@@ -516,18 +516,22 @@ class ParcelIndex:
     def covering(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (point position, parcel position) pair where the parcel covers the point.
 
-        Sorted by point, then parcel. A tree over the points queried with the parcels
-        (``covers``) finds the same pairs as the parcel tree queried with the points
-        (``covered_by``) in half the time: there are fewer points than parcels. The parcels
-        are queried in blocks on :attr:`threads` threads (GEOS releases the GIL).
+        Sorted by point, then parcel. A tree over the points is queried with the parcels
+        (fewer points than parcels: half the time of the parcel tree queried with the
+        points), envelopes only; then ``intersects_xy`` tests each pair, which for a point
+        is ``covers`` (boundary included). Testing the pairs unprepared is as fast as the
+        tree's ``covers`` predicate on rectangles and 10–40 % faster on parcels of some 40
+        vertices, where preparing a polygon for its one or two points costs more than the
+        test. Both steps run on :attr:`threads` threads (GEOS releases the GIL).
         """
         pts = np.asarray(pts, dtype=object)
         if not len(pts):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         tree = STRtree(pts)
-        pj, i = _blockwise(
-            lambda g: tree.query(g, predicate="covers"), tree, self.geoms, threads=self.threads
-        )
+        pj, i = _blockwise(lambda g: tree.query(g), tree, self.geoms, threads=self.threads)
+        x, y = shapely.get_x(pts), shapely.get_y(pts)
+        hit = _threaded(shapely.intersects_xy, self.geoms[pj], x[i], y[i], threads=self.threads)
+        pj, i = pj[hit], i[hit]
         order = lex_order(i, pj, len(self.geoms))
         return i[order], pj[order]
 

@@ -924,6 +924,53 @@ def test_covering_equals_the_parcel_tree_query():
     assert [a.tolist() for a in ParcelIndex(p, info).covering(points(np.empty((0, 2))))] == [[], []]
 
 
+def test_covering_on_holes_multipolygons_and_slanted_edges():
+    # covering tests envelope pairs with intersects_xy: on shapes whose envelopes hold
+    # points they do not cover, with holes, parts and points exactly on slanted edges, the
+    # pairs must equal GEOS's covered_by through the parcels' own tree
+    import shapely
+    from shapely import MultiPolygon, Polygon, points
+
+    from mujun_geo._match_rules import ParcelIndex
+
+    ring = [(0, 0), (200, 0), (200, 200), (0, 200)]
+    hole = [(50, 50), (150, 50), (150, 150), (50, 150)]
+    shapes = [
+        Polygon(ring, [hole]),  # a courtyard parcel
+        Polygon([(300, 0), (400, 0), (400, 40), (340, 40), (340, 200), (300, 200)]),  # L
+        Polygon([(500, 0), (560, 60), (500, 120)]),  # triangle, slanted edges
+        MultiPolygon([Polygon([(600, 0), (640, 0), (640, 40)]), Polygon([(700, 0), (760, 0), (760, 60), (700, 60)])]),
+        Polygon([(0, 300, 5), (100, 300, 5), (100, 400, 5), (0, 400, 5)]),  # 3D
+    ]  # fmt: skip
+    offset = [X0, Y0]
+    geoms = shapely.transform(np.asarray(shapes, dtype=object), lambda c: c + offset)
+    p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
+    info = pd.DataFrame({"industrial": True, "has_geom": True}, index=p.index)
+    hand = [
+        (100, 100),  # in the courtyard (the hole): no parcel
+        (150, 100),  # on the hole's edge: covered
+        (20, 20),  # in the courtyard parcel
+        (380, 150),  # inside the L's envelope, outside the L
+        (320, 150),  # in the L
+        (530, 30),  # on the triangle's slanted edge (x - 500 = y)
+        (531, 30),  # just outside it
+        (620, 10),  # in the small triangle part, (620, 30) outside it
+        (620, 30),
+        (730, 60),  # on the square part's top edge
+        (50, 350),  # in the 3D parcel
+    ]
+    rng = np.random.default_rng(3)
+    xy = np.vstack([hand, rng.uniform(-20, 780, (2000, 2)) * [1, 0.55]])
+    pts = points(xy + offset)
+    i, pj = ParcelIndex(p, info).covering(pts)
+    q = p.sindex.query(pts, predicate="covered_by")
+    order = np.lexsort((q[1], q[0]))
+    assert i.tolist() == q[0][order].tolist() and pj.tolist() == q[1][order].tolist()
+    got = {int(k): int(v) for k, v in zip(i, pj) if k < len(hand)}
+    assert got == {1: 0, 2: 0, 4: 1, 5: 2, 7: 3, 9: 3, 10: 4}
+    assert len(i) > 250  # random points hit the parcels too (17 % of the area: ~330)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
     # the STRtree queries run in blocks on threads above a size; force that on a small layer
