@@ -22,6 +22,7 @@ import geopandas as gpd
 import shapely
 from shapely import STRtree
 
+from mujun_geo._background import NICE
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
 from mujun_geo.buildings import _THREAD_MIN, _THREADS, _threaded
@@ -505,6 +506,9 @@ class ParcelIndex:
     floor_area = None
     #: Threads of the tree queries and distances (one while the name rules use a core).
     threads = _THREADS
+    #: CPU priority steps below the main thread for the thread of :func:`spatial_candidates`
+    #: (see :mod:`mujun_geo._background`).
+    background_nice = NICE
 
     def __init__(self, parcels: gpd.GeoDataFrame, pinfo: pd.DataFrame) -> None:
         self.geoms = np.asarray(parcels.geometry.values, dtype=object)

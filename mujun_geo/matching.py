@@ -100,6 +100,7 @@ import geopandas as gpd
 import shapely
 
 from mujun_geo import _match_rules as R
+from mujun_geo._background import lower_priority
 from mujun_geo._errors import ConfigError, CRSError, SchemaError
 from mujun_geo._match_land import allocate_land
 from mujun_geo._match_overrides import DECISIONS, apply_overrides, parse_overrides, require
@@ -353,7 +354,10 @@ def _match(
     pinfo = R.parcel_table(parcels, industrial_codes, problems)
     # The spatial queries need no names: they run in a thread while the names are normalised
     # and compared (shapely and Arrow release the GIL, so both cores work).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mujun-match") as pool:
+    # At a lower CPU priority in memory, the thread takes the core the name rules leave idle;
+    # the dask engine's factory (a partial) asks for none: its thread only waits for the cluster.
+    nice = getattr(index_factory, "background_nice", 0)
+    with ThreadPoolExecutor(1, "mujun-match", initializer=lower_priority, initargs=(nice,)) as pool:
         # the sort keys of the output tables, also ranked in Arrow without the GIL (first:
         # they are ready long before the rules need them)
         pid_rank = pool.submit(R.text_rank, pinfo["pid"].copy())

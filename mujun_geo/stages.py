@@ -22,6 +22,7 @@ import geopandas as gpd
 import shapely
 
 from . import aggregate, land, matching
+from ._background import lower_priority
 from .evaluate import evaluate
 from .export import SubsetView
 from .units import m2_to_mu
@@ -114,7 +115,10 @@ def run_stages(
     if until is not None and until not in STAGES:
         msg = f"`until` must be one of {STAGES}, got {until!r}"
         raise ValueError(msg)
-    with _engine(data.settings) as engine, ThreadPoolExecutor(1, "mujun-stage") as pool:
+    with (
+        _engine(data.settings) as engine,
+        ThreadPoolExecutor(1, "mujun-stage", initializer=lower_priority) as pool,
+    ):
         return _run(data, engine, pool, progress=progress, timings=timings, until=until)
 
 
