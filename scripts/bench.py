@@ -50,6 +50,10 @@ __all__ = ["Meter", "duckdb_spatial", "main", "province_settings", "rss_mb"]
 HERE = Path(__file__).resolve().parent
 # benchmark the checkout this script lives in, whatever copy is installed
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from make_province import data_dir_name  # noqa: E402
+
 INPUT_FILES = {
     "parcels": "parcels.gpkg",
     "enterprises": "enterprises.csv",
@@ -753,6 +757,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--buildings", type=int, default=None, help="default: 2 × parcels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--shape",
+        choices=["rectangle", "irregular"],
+        default="rectangle",
+        help="parcel shapes of the synthetic province (make_province.py --shape)",
+    )
+    ap.add_argument(
         "--workdir", default="/tmp/mujun-bench", help="inputs and outputs (outside the repo)"
     )
     ap.add_argument("--regenerate", action="store_true", help="make the inputs even if present")
@@ -800,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
 
     n_firms = args.firms if args.firms is not None else args.parcels // 2
     n_buildings = args.buildings if args.buildings is not None else 2 * args.parcels
-    data = Path(args.workdir) / f"p{args.parcels}"
+    name = data_dir_name(args.parcels, args.shape)
+    data = Path(args.workdir) / name
     manifest_path = data / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     wanted = {
@@ -808,12 +819,15 @@ def main(argv: list[str] | None = None) -> int:
         "n_firms": n_firms,
         "n_buildings": n_buildings,
         "seed": args.seed,
+        "shape": args.shape,
     }
+    manifest.setdefault("shape", "rectangle")  # (written before shapes were a choice)
     if args.regenerate or any(manifest.get(k) != v for k, v in wanted.items()):
         print(f"generating {data} …", flush=True)
         subprocess.run([sys.executable, str(HERE / "make_province.py"), "--parcels", str(args.parcels),
                         "--firms", str(n_firms), "--buildings", str(n_buildings),
-                        "--seed", str(args.seed), "--workdir", str(args.workdir)],
+                        "--seed", str(args.seed), "--workdir", str(args.workdir),
+                        "--shape", args.shape],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         manifest = json.loads(manifest_path.read_text())
     res: dict[str, Any] = {**wanted, "machine": _machine(), "generate": manifest}
@@ -834,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
         print("compare: reusing", data / "compare.json")
     elif not args.no_compare:
         res["compare"] = _phase(args, "compare", data, data / "compare.json")
-    out = Path(args.workdir) / f"bench_p{args.parcels}.json"
+    out = Path(args.workdir) / f"bench_{name}.json"
     out.write_text(json.dumps(res, indent=1, ensure_ascii=False), encoding="utf-8")
     print_run(res)
     print(f"\nresults: {out}")

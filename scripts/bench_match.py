@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench import Meter, rss_mb  # noqa: E402
+from make_province import data_dir_name  # noqa: E402
 
 from mujun_geo import io as mio  # noqa: E402
 from mujun_geo import matching  # noqa: E402
@@ -89,11 +90,19 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="cProfile the stage (top 30 by self time)"
     )
     ap.add_argument("--repeat", type=int, default=3, help="turns of join, names, stage")
+    ap.add_argument(
+        "--shape",
+        choices=["rectangle", "irregular"],
+        default="rectangle",
+        help="parcel shapes of the synthetic province (make_province.py --shape)",
+    )
     args = ap.parse_args(argv)
-    data = Path(args.workdir) / f"p{args.parcels}"
+    name = data_dir_name(args.parcels, args.shape)
+    data = Path(args.workdir) / name
     if not (data / "manifest.json").exists():
         subprocess.run([sys.executable, str(HERE / "make_province.py"), "--parcels", str(args.parcels),
-                        "--workdir", args.workdir], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                        "--workdir", args.workdir, "--shape", args.shape],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
 
     t0 = time.perf_counter()
     parcels = mio.read_parcels(data / "parcels.gpkg")
@@ -159,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = pstats.Stats(prof, stream=buf)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(40)
-        prof_path = Path(args.workdir) / f"match_profile_p{args.parcels}.txt"
+        prof_path = Path(args.workdir) / f"match_profile_{name}.txt"
         prof_path.write_text(buf.getvalue(), encoding="utf-8")
         print(f"profile: {prof_path}")
     meter.close()
@@ -196,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         "met_memory": max(r["peak_rss_mb"] for r in runs["stage"]) < 8192,
     }
     print(json.dumps(out["target"]))
-    path = Path(args.workdir) / f"bench_match_p{args.parcels}.json"
+    path = Path(args.workdir) / f"bench_match_{name}.json"
     path.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
     print(f"results: {path}")
     return 0
