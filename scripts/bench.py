@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--shape",
-        choices=["rectangle", "irregular"],
+        choices=["rectangle", "irregular", "jagged"],
         default="rectangle",
         help="parcel shapes of the synthetic province (make_province.py --shape)",
     )

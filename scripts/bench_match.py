@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="turns of join, names, stage")
     ap.add_argument(
         "--shape",
-        choices=["rectangle", "irregular"],
+        choices=["rectangle", "irregular", "jagged"],
         default="rectangle",
         help="parcel shapes of the synthetic province (make_province.py --shape)",
     )

@@ -16,8 +16,9 @@ Layout (EPSG:4549, CGCS2000 3-degree Gauss-Krüger CM 120E, metres):
   10 to a row, 1 km apart. Each block is a square grid of 120 m cells; every cell holds one
   rectangular parcel 60–110 m a side placed at least 5 m from the cell edges, so parcels
   never overlap and roads (gaps) of at least 10 m separate them. With ``--shape irregular``
-  each rectangle becomes a polygon of 25–45 vertices, each moved by up to 2 m
-  (:func:`irregular`), as surveyed parcels are; the folder is then ``p<N>-irregular``.
+  each rectangle becomes a polygon of 13–21 vertices, each moved by up to 2 m
+  (:func:`irregular`), as surveyed parcels are; ``--shape jagged`` (25–45 vertices) is a
+  stress case. The folder is then ``p<N>-irregular`` or ``p<N>-jagged``.
 * Parcels: 80 % 0601 工业, 2 % 0602, 5 % 0508, the rest commercial, residential or road.
   ``ZDDM`` is the 19-character GB/T 13923 form (county code + block + ``GB`` + serial).
 * Firms (default half the parcels): 75 % inside an industrial parcel (several firms may share
@@ -160,8 +161,12 @@ def _cells(n: int, n_counties: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 # the province
 
 
+#: Vertex spacing (m) along the parcel edges of the non-rectangular shapes.
+SHAPE_STEPS = {"irregular": 25.0, "jagged": 10.0}
+
+
 def irregular(
-    rects: np.ndarray, *, seed: int = 0, step: float = 10.0, sd: float = 0.7, limit: float = 2.0
+    rects: np.ndarray, *, seed: int = 0, step: float = 25.0, sd: float = 0.7, limit: float = 2.0
 ) -> np.ndarray:
     """Rectangles as surveyed parcels: a vertex every `step` m along the edges, each moved.
 
@@ -175,7 +180,7 @@ def irregular(
     --------
     >>> r = irregular(shapely.box([0.0], [0.0], [100.0], [60.0]))[0]
     >>> int(shapely.get_num_coordinates(r)), bool(shapely.is_valid(r)), round(r.area / 6000, 2)
-    (33, True, 1.0)
+    (15, True, 1.0)
     """
     rng = np.random.default_rng(seed)
     dense = shapely.segmentize(np.asarray(rects, dtype=object), step)
@@ -198,8 +203,9 @@ def make_province(
 ) -> dict[str, pd.DataFrame]:
     """Build the synthetic province in memory.
 
-    `shape` ``"irregular"`` turns each parcel rectangle into a polygon of some 25–45
-    vertices (:func:`irregular`); everything else is the same as with rectangles.
+    `shape` ``"irregular"`` turns each parcel rectangle into a polygon of 13–21 vertices,
+    ``"jagged"`` into one of 25–45 (:func:`irregular` with a vertex every 25 or 10 m);
+    everything else is the same as with rectangles.
 
     Returns
     -------
@@ -223,11 +229,11 @@ def make_province(
     x0 = cx + rng.uniform(5, PITCH - 5 - w)
     y0 = cy + rng.uniform(5, PITCH - 5 - h)
     pgeom = shapely.box(x0, y0, x0 + w, y0 + h)
-    if shape == "irregular":
-        pgeom = irregular(pgeom, seed=seed + 7)
-    elif shape != "rectangle":
-        msg = f"shape must be 'rectangle' or 'irregular', got {shape!r}"
-        raise ValueError(msg)
+    if shape != "rectangle":
+        if shape not in SHAPE_STEPS:
+            msg = f"shape must be 'rectangle' or one of {list(SHAPE_STEPS)}, got {shape!r}"
+            raise ValueError(msg)
+        pgeom = irregular(pgeom, seed=seed + 7, step=SHAPE_STEPS[shape])
     land_use = rng.choice(
         np.array(["0601", "0602", "0508", "05H1", "0701", "1004"]),
         n_parcels,
@@ -498,9 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default="/tmp/mujun-bench", help="folder (outside the repo)")
     ap.add_argument(
         "--shape",
-        choices=["rectangle", "irregular"],
+        choices=["rectangle", *SHAPE_STEPS],
         default="rectangle",
-        help="parcel shapes: rectangles, or 25–45-vertex polygons like surveyed parcels",
+        help="parcel shapes: rectangles, 13–21-vertex polygons like surveyed parcels, "
+        "or 25–45-vertex ones (a stress case)",
     )
     args = ap.parse_args(argv)
     out = Path(args.workdir) / data_dir_name(args.parcels, args.shape)

@@ -23,8 +23,8 @@ def test_irregular_parcels_keep_everything_but_the_shape():
     r = np.asarray(rect["parcels"].geometry.values)
     g = np.asarray(irr["parcels"].geometry.values)
     n = shapely.get_num_coordinates(g)
-    # 60–110 m sides with a vertex every 10 m: 25–45 vertices (+1 closing), never a rectangle
-    assert n.min() >= 25 and n.max() <= 46
+    # 60–110 m sides with a vertex every 25 m: 13–21 vertices (+1 closing), never a rectangle
+    assert n.min() >= 13 and n.max() <= 21
     assert shapely.is_valid(g).all() and not shapely.equals(g, shapely.envelope(g)).any()
     # vertices moved by at most 2 m: every edge stays within 2 m of the rectangle's
     assert shapely.hausdorff_distance(g, r).max() <= 2.0 * np.sqrt(2) + 1e-9
