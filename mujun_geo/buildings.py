@@ -65,6 +65,9 @@ _THREADS = max(1, min(2, os.cpu_count() or 1))
 _THREAD_MIN = 20_000
 #: Groups (parcels) of up to this many pieces compare all their pairs of pieces directly.
 _ALL_PAIRS_MAX = 64
+#: Parcels prepared at a time when clipping buildings. All at once, the edge indexes of
+#: 1,000,000 parcels of 25–45 vertices took 4.6 GB that the allocator kept after the clip.
+_PREPARE_BLOCK = 100_000
 
 
 # --------------------------------------------------------------------------------------
@@ -649,16 +652,33 @@ def _clip_pairs(
     # STEP 1: candidate pairs by bounding box (the tree returns them in the same order as
     # with a predicate, which only filters each building's hits)
     bi, pi = _query_boxes(shapely.STRtree(pgeoms), bgeoms)
-    # STEP 2: buildings inside their parcel (prepared parcels, each in one thread)
-    fresh = ~shapely.is_prepared(pgeoms)
-    shapely.prepare(pgeoms[fresh])
-    try:
-        inside = _threaded_by_owner(shapely.covers, pi, pgeoms[pi], bgeoms[bi])
-        cut = np.flatnonzero(~inside)
-        meet = _threaded_by_owner(shapely.intersects, pi[cut], pgeoms[pi[cut]], bgeoms[bi[cut]])
-    finally:
-        shapely.destroy_prepared(pgeoms[fresh])
-    cut = cut[meet]
+    # STEP 2: buildings inside their parcel, then the others that meet it (prepared parcels,
+    # each in one thread). A prepared polygon keeps an index of its edges: parcels are
+    # prepared a block at a time, so that memory stays bounded on many-vertex parcels.
+    inside = np.zeros(len(bi), dtype=bool)
+    meet = np.zeros(len(bi), dtype=bool)
+    by_parcel = np.argsort(pi, kind="stable")
+    ends = np.searchsorted(
+        pi[by_parcel], np.arange(0, len(pgeoms) + _PREPARE_BLOCK, _PREPARE_BLOCK)
+    )
+    for k, (a, b) in enumerate(zip(ends[:-1], ends[1:])):
+        if a == b:
+            continue
+        block = pgeoms[k * _PREPARE_BLOCK : (k + 1) * _PREPARE_BLOCK]
+        fresh = block[~shapely.is_prepared(block)]
+        shapely.prepare(fresh)
+        try:
+            sel = by_parcel[a:b]
+            inside[sel] = _threaded_by_owner(
+                shapely.covers, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]]
+            )
+            sel = sel[~inside[sel]]
+            meet[sel] = _threaded_by_owner(
+                shapely.intersects, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]]
+            )
+        finally:
+            shapely.destroy_prepared(fresh)
+    cut = np.flatnonzero(meet)
     # STEP 3: intersection only for the pairs that cross a parcel edge
     pieces = np.full(len(bi), None, dtype=object)
     pieces[inside] = bgeoms[bi[inside]]

@@ -583,6 +583,11 @@ def test_threads_and_overlap_search_paths_give_identical_results(monkeypatch):
     monkeypatch.setattr(bmod, "_ALL_PAIRS_MAX", 1)
     threaded = land.building_metrics(p, b)
     pd.testing.assert_frame_equal(serial, threaded, check_exact=True)
+    # parcels prepared a few at a time (blocks with and without buildings) change nothing
+    monkeypatch.setattr(bmod, "_PREPARE_BLOCK", 3)
+    blocks = land.building_metrics(p, b)
+    pd.testing.assert_frame_equal(serial, blocks, check_exact=True)
+    assert not shapely.is_prepared(np.asarray(p.geometry.values)).any()  # all released
     assert serial["ancillary_floor_m2"].sum() > 0  # the ancillary subset is exercised too
 
 
