@@ -25,7 +25,7 @@ from shapely import STRtree
 from mujun_geo._background import NICE
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
-from mujun_geo.buildings import _THREAD_MIN, _THREADS, _threaded
+from mujun_geo.buildings import _THREAD_MIN, _THREADS, _threaded, _threaded_by_owner
 from mujun_geo.names import _WHITESPACE, _nfkc, normalize_names
 from mujun_geo.names import _arrow as _arrow_text
 
@@ -533,8 +533,14 @@ class ParcelIndex:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         tree = STRtree(pts)
         pj, i = _blockwise(lambda g: tree.query(g), tree, self.geoms, threads=self.threads)
-        x, y = shapely.get_x(pts), shapely.get_y(pts)
-        hit = _threaded(shapely.intersects_xy, self.geoms[pj], x[i], y[i], threads=self.threads)
+        xy = np.full((len(pts), 2), np.nan)  # by position (no pair has a missing or empty one)
+        real = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
+        xy[real] = shapely.get_coordinates(pts[real])
+        # each parcel in one thread: a parcel the caller prepared builds its edge index on
+        # first use, which two threads must not do at once
+        hit = _threaded_by_owner(
+            shapely.intersects_xy, pj, self.geoms[pj], xy[i], threads=self.threads
+        )
         pj, i = pj[hit], i[hit]
         order = lex_order(i, pj, len(self.geoms))
         return i[order], pj[order]

@@ -124,19 +124,23 @@ def _threaded_by_owner(
     owner: np.ndarray,
     left: np.ndarray,
     right: np.ndarray,
+    *,
+    threads: int | None = None,
 ) -> np.ndarray:
     """``fn(left, right)`` in threads, the pairs split so that each ``owner`` is in one thread.
 
     For predicates on prepared ``left`` geometries (``owner`` = their index): a prepared
     geometry builds its indexes on first use and must not be used by two threads at once.
+    `threads` defaults to :data:`_THREADS`.
     """
     n = len(owner)
-    if _THREADS < 2 or n < _THREAD_MIN:
+    threads = _THREADS if threads is None else threads
+    if threads < 2 or n < _THREAD_MIN:
         return fn(left, right)
-    cuts = np.quantile(owner, np.linspace(0, 1, _THREADS + 1)[1:-1])
+    cuts = np.quantile(owner, np.linspace(0, 1, threads + 1)[1:-1])
     part = np.searchsorted(cuts, owner, side="right")
-    sel = [np.flatnonzero(part == k) for k in range(_THREADS)]
-    with ThreadPoolExecutor(_THREADS) as pool:
+    sel = [np.flatnonzero(part == k) for k in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
         parts = list(pool.map(lambda idx: fn(left[idx], right[idx]), sel))
     out = np.empty(n, dtype=parts[0].dtype)
     for idx, values in zip(sel, parts):

@@ -344,9 +344,11 @@ def _clip_floor_area(pg, bg, floors, *, threads: int = 1, skip_covered: bool = F
     if skip_covered:
         shapely.prepare(pg)
 
-    def chunk(sl: slice):
-        bi, pi = tree.query(bg[sl], predicate="intersects")
-        bi = bi + sl.start
+    def pairs(sl: slice) -> tuple[np.ndarray, np.ndarray]:
+        bi, pi = tree.query(bg[sl], predicate="intersects")  # prepares the buildings only
+        return bi + sl.start, pi
+
+    def areas(bi: np.ndarray, pi: np.ndarray) -> np.ndarray:
         if skip_covered:
             area = np.empty(len(bi))
             inside = shapely.covers(pg[pi], bg[bi])
@@ -360,11 +362,18 @@ def _clip_floor_area(pg, bg, floors, *, threads: int = 1, skip_covered: bool = F
     n = len(bg)
     try:
         if threads <= 1:
-            return chunk(slice(0, n))
+            return areas(*pairs(slice(0, n)))
         step = -(-n // (4 * threads))
-        parts = [slice(i, min(i + step, n)) for i in range(0, n, step)]
         with ThreadPoolExecutor(threads) as ex:
-            return sum(ex.map(chunk, parts))
+            parts = list(ex.map(pairs, [slice(i, min(i + step, n)) for i in range(0, n, step)]))
+            bi = np.concatenate([b for b, _ in parts])
+            pi = np.concatenate([p for _, p in parts])
+            # each parcel in one thread: a prepared parcel builds its edge index on first use,
+            # and two threads doing that at once corrupt the heap (seen on 40-vertex parcels)
+            cuts = np.linspace(0, len(pg), 4 * threads + 1).astype(int)[1:-1]
+            owner = np.searchsorted(cuts, pi, side="right")
+            groups = [np.flatnonzero(owner == k) for k in range(4 * threads)]
+            return sum(ex.map(lambda g: areas(bi[g], pi[g]), groups))
     finally:
         if skip_covered:
             shapely.destroy_prepared(pg)

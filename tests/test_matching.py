@@ -961,12 +961,13 @@ def test_covering_on_holes_multipolygons_and_slanted_edges():
     ]
     rng = np.random.default_rng(3)
     xy = np.vstack([hand, rng.uniform(-20, 780, (2000, 2)) * [1, 0.55]])
-    pts = points(xy + offset)
+    # a missing and an empty point first: positions must not shift
+    pts = np.concatenate([[None, shapely.Point()], points(xy + offset)])
     i, pj = ParcelIndex(p, info).covering(pts)
     q = p.sindex.query(pts, predicate="covered_by")
     order = np.lexsort((q[1], q[0]))
     assert i.tolist() == q[0][order].tolist() and pj.tolist() == q[1][order].tolist()
-    got = {int(k): int(v) for k, v in zip(i, pj) if k < len(hand)}
+    got = {int(k) - 2: int(v) for k, v in zip(i, pj) if k < len(hand) + 2}
     assert got == {1: 0, 2: 0, 4: 1, 5: 2, 7: 3, 9: 3, 10: 4}
     assert len(i) > 250  # random points hit the parcels too (17 % of the area: ~330)
 
@@ -979,11 +980,15 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
     from shapely import points
 
     from mujun_geo import _match_rules as R
+    from mujun_geo import buildings as bmod
 
     monkeypatch.setattr(R.ParcelIndex, "threads", threads)
     monkeypatch.setattr(R, "_THREAD_MIN", 1)
+    monkeypatch.setattr(bmod, "_THREAD_MIN", 1)  # the pair tests split by parcel
     rng = np.random.default_rng(11)
     geoms = [sq(x, y, 90, 90) for x in range(0, 1000, 100) for y in range(0, 1000, 100)]
+    if threads == 2:  # parcels the caller prepared: each is tested in one thread only
+        shapely.prepare(np.asarray(geoms[::2], dtype=object))
     p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
     info = pd.DataFrame({"industrial": [k % 3 > 0 for k in range(len(geoms))], "has_geom": True})
     pts = points(rng.uniform(-100, 1100, (2000, 2)) + [X0, Y0])
