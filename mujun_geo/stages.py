@@ -357,7 +357,8 @@ def _floor_area_beside(
     if z.any():
         own[z] = shapely.from_wkb(shapely.to_wkb(geoms[z], output_dimension=3))
     frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries(own, index=parcels.index, crs=parcels.crs))
-    out = building_metrics(frame, buildings, **_building_options(lopts))
+    # the readers repaired both layers (mujun_geo.io): no second validity check
+    out = building_metrics(frame, buildings, check_valid=False, **_building_options(lopts))
     return out, time.perf_counter() - t0
 
 

@@ -608,3 +608,19 @@ def test_overlap_edges_equal_brute_force(monkeypatch):
         monkeypatch.setattr(bmod, "_ALL_PAIRS_MAX", limit)
         edges = bmod._overlap_edges(geoms, group)
         assert set(map(tuple, edges.T.tolist())) == expected
+
+
+def test_check_valid_false_skips_the_check_and_changes_nothing_on_valid_layers(monkeypatch):
+    # the pipeline passes check_valid=False: its readers have repaired both layers already
+    from mujun_geo import buildings as bmod
+
+    p, b = _random_layout(5, 120)
+    checked = land.building_metrics(p, b)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("validity checked again")
+
+    monkeypatch.setattr(bmod, "_valid_geoms", refuse)
+    trusted = land.building_metrics(p, b, check_valid=False)
+    pd.testing.assert_frame_equal(checked, trusted, check_exact=True)
+    assert checked["floor_area_m2"].sum() > 0
