@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from make_province import data_dir_name  # noqa: E402
+from make_province import SHAPE_STEPS, data_dir_name  # noqa: E402
 
 INPUT_FILES = {
     "parcels": "parcels.gpkg",
@@ -767,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--shape",
-        choices=["rectangle", "irregular", "jagged"],
+        choices=["rectangle", *SHAPE_STEPS],
         default="rectangle",
         help="parcel shapes of the synthetic province (make_province.py --shape)",
     )

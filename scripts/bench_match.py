@@ -47,7 +47,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench import Meter, rss_mb  # noqa: E402
-from make_province import data_dir_name  # noqa: E402
+from make_province import SHAPE_STEPS, data_dir_name  # noqa: E402
 
 from mujun_geo import io as mio  # noqa: E402
 from mujun_geo import matching  # noqa: E402
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="turns of join, names, stage")
     ap.add_argument(
         "--shape",
-        choices=["rectangle", "irregular", "jagged"],
+        choices=["rectangle", *SHAPE_STEPS],
         default="rectangle",
         help="parcel shapes of the synthetic province (make_province.py --shape)",
     )
