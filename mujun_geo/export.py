@@ -255,7 +255,7 @@ def _write_layer(data: pd.DataFrame, path: Path, name: str) -> None:
     layer = _arrow_layer(data)
     if layer is not None:
         write_arrow(
-            layer.table,
+            layer.reader(),
             path,
             layer=name,
             driver="GPKG",
@@ -420,19 +420,42 @@ def _write_view(
     return True
 
 
+#: Rows per Arrow record batch handed to GDAL. A layer is converted one batch at a time,
+#: while GDAL writes the one before: at 1,000,000 parcels of 56 columns the whole table
+#: (WKB included) held about 0.8 GB more at the peak than batches of this size (+0.15 GB).
+_BATCH_ROWS = 100_000
+
+
 class _ArrowLayer(NamedTuple):
     """What :func:`pyogrio.raw.write_arrow` needs to write one layer."""
 
-    table: pa.Table
+    frame: pd.DataFrame  # the columns as pandas has them, geometry as shapely objects
+    schema: pa.Schema  # the schema of pyogrio's table for the layer
+    geometries: np.ndarray | None  # the layer's geometries (promoted to multi where needed)
     geometry_name: str | None
     geometry_type: str | None
     crs: str | None
 
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The layer as Arrow record batches of :data:`_BATCH_ROWS` rows."""
+        for start in range(0, max(len(self.frame), 1), _BATCH_ROWS):
+            part = self.frame.iloc[start : start + _BATCH_ROWS]
+            if self.geometries is not None:
+                wkb = shapely.to_wkb(self.geometries[start : start + _BATCH_ROWS], hex=False)
+                part = part.assign(**{self.geometry_name: wkb})
+            # (a Table: pandas text columns may hold chunked Arrow arrays)
+            table = pa.Table.from_pandas(part, schema=self.schema, preserve_index=False)
+            yield from table.combine_chunks().to_batches()
+
+    def reader(self) -> pa.RecordBatchReader:
+        """A stream of :meth:`batches`: each is built when GDAL asks for it."""
+        return pa.RecordBatchReader.from_batches(self.schema, self.batches())
+
 
 def _arrow_layer(data: pd.DataFrame) -> _ArrowLayer | None:
-    """The Arrow table and layer settings ``pyogrio.write_dataframe`` would build, or None.
+    """The Arrow data and layer settings ``pyogrio.write_dataframe`` would build, or None.
 
-    Builds exactly the table of pyogrio's Arrow path (``use_arrow=True``, with
+    Streams exactly the table of pyogrio's Arrow path (``use_arrow=True``, with
     ``promote_to_multi`` as :func:`write_geopackage` passes it) for the layers a run
     writes: 2D geometries of one type, or Polygons with MultiPolygons (promoted), and text
     or empty object columns. It takes the layer geometry type from one pass over the
@@ -450,7 +473,8 @@ def _arrow_layer(data: pd.DataFrame) -> _ArrowLayer | None:
             return None  # pyogrio may convert such columns to text first
     geometry_columns = data.columns[data.dtypes == "geometry"]
     geometry_name = geometry_type = crs = None
-    frame = data
+    geoms = None
+    frame = pd.DataFrame(data, copy=False)  # shares the columns (copy on write)
     if isinstance(data, gpd.GeoDataFrame) or len(geometry_columns):
         if len(geometry_columns) != 1 or data.empty:
             return None
@@ -473,17 +497,17 @@ def _arrow_layer(data: pd.DataFrame) -> _ArrowLayer | None:
         if series.crs:
             epsg = series.crs.to_epsg()
             crs = f"EPSG:{epsg}" if epsg else series.crs.to_wkt("WKT1_GDAL")
-        frame = pd.DataFrame(data, copy=False)  # shares the columns (copy on write)
-        frame[geometry_name] = shapely.to_wkb(geoms, hex=False)
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    for i, field in enumerate(table.schema):
+        # the schema as pyarrow infers it for the WKB column (bytes → binary), without
+        # encoding every geometry: the bytes are made batch by batch
+        frame[geometry_name] = np.full(len(frame), b"", dtype=object)
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(schema):
         # GDAL has no Arrow null type: all-missing columns are written as text
         if pa.types.is_null(field.type):
-            table = table.set_column(i, field.with_type(pa.string()), table[i].cast(pa.string()))
+            schema = schema.set(i, field.with_type(pa.string()))
         elif pa.types.is_dictionary(field.type) and pa.types.is_null(field.type.value_type):
-            text = pa.dictionary(field.type.index_type, pa.string())
-            table = table.set_column(i, field.with_type(text), table[i].cast(text))
-    return _ArrowLayer(table, geometry_name, geometry_type, crs)
+            schema = schema.set(i, field.with_type(pa.dictionary(field.type.index_type, pa.string())))
+    return _ArrowLayer(frame, schema, geoms, geometry_name, geometry_type, crs)
 
 
 @contextmanager

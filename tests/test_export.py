@@ -248,8 +248,12 @@ def _pyogrio_arrow_call(monkeypatch, data, **kwargs):
     return seen
 
 
-def test_arrow_layer_is_the_table_pyogrio_builds(monkeypatch, layers):
+@pytest.mark.parametrize("batch_rows", [100_000, 1])
+def test_arrow_layer_is_the_table_pyogrio_builds(monkeypatch, layers, batch_rows):
+    from mujun_geo import export
     from mujun_geo.export import _arrow_layer, _has_mixed_polygons, prepare_for_gpkg
+
+    monkeypatch.setattr(export, "_BATCH_ROWS", batch_rows)  # 1: a batch per row
 
     regions = gpd.GeoDataFrame(
         {"name": pd.Series(["甲", None], dtype="str"), "n": pd.array([1, None], dtype="Int64")},
@@ -273,8 +277,10 @@ def test_arrow_layer_is_the_table_pyogrio_builds(monkeypatch, layers):
         expected = _pyogrio_arrow_call(monkeypatch, data, **kwargs)
         ours = _arrow_layer(data)
         assert ours is not None, name
-        assert ours.table.equals(expected["table"], check_metadata=True), name
-        assert ours.table.schema.equals(expected["table"].schema, check_metadata=True), name
+        table = ours.reader().read_all()
+        assert len(list(ours.batches())) == -(-len(frame) // batch_rows), name
+        assert table.equals(expected["table"], check_metadata=True), name
+        assert table.schema.equals(expected["table"].schema, check_metadata=True), name
         assert (ours.geometry_name, ours.geometry_type, ours.crs) == (
             expected["geometry_name"],
             expected["geometry_type"],
