@@ -506,7 +506,9 @@ def _arrow_layer(data: pd.DataFrame) -> _ArrowLayer | None:
         if pa.types.is_null(field.type):
             schema = schema.set(i, field.with_type(pa.string()))
         elif pa.types.is_dictionary(field.type) and pa.types.is_null(field.type.value_type):
-            schema = schema.set(i, field.with_type(pa.dictionary(field.type.index_type, pa.string())))
+            schema = schema.set(
+                i, field.with_type(pa.dictionary(field.type.index_type, pa.string()))
+            )
     return _ArrowLayer(frame, schema, geoms, geometry_name, geometry_type, crs)
 
 
