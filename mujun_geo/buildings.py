@@ -65,8 +65,9 @@ _THREADS = max(1, min(2, os.cpu_count() or 1))
 _THREAD_MIN = 20_000
 #: Groups (parcels) of up to this many pieces compare all their pairs of pieces directly.
 _ALL_PAIRS_MAX = 64
-#: Parcels prepared at a time when clipping buildings. All at once, the edge indexes of
-#: 1,000,000 parcels of 25–45 vertices took 4.6 GB that the allocator kept after the clip.
+#: Rectangular parcels prepared at a time when clipping buildings (other parcels are not
+#: prepared). All at once, the edge indexes of 1,000,000 parcels of 25–45 vertices took
+#: 4.6 GB that the allocator kept after the clip.
 _PREPARE_BLOCK = 100_000
 
 
@@ -650,18 +651,27 @@ def _clip_pairs(
 
     Same pairs, order and pieces as ``STRtree(pgeoms).query(bgeoms, "intersects")``
     followed by ``shapely.intersection`` and a positive-area filter, without most of the
-    overlay work: a building that its parcel covers (prepared ``shapely.covers``) is its
-    own piece; only the pairs that cross a parcel edge are intersected, in threads.
+    overlay work: a building that its parcel covers (``shapely.covers``) is its own piece;
+    only the pairs that cross a parcel edge are intersected, in threads.
     """
     # STEP 1: candidate pairs by bounding box (the tree returns them in the same order as
     # with a predicate, which only filters each building's hits)
     bi, pi = _query_boxes(shapely.STRtree(pgeoms), bgeoms)
-    # STEP 2: buildings inside their parcel, then the others that meet it (prepared parcels,
-    # each in one thread). A prepared polygon keeps an index of its edges: parcels are
-    # prepared a block at a time, so that memory stays bounded on many-vertex parcels.
+    # STEP 2: buildings inside their parcel, then the others that meet it, each parcel in
+    # one thread. A parcel has one or two buildings: preparing it (an index of its edges,
+    # built on first use) costs more than it saves, except on an axis-aligned rectangle,
+    # where GEOS answers `covers` from the envelopes. For 400,000 pairs: 1.2 s unprepared
+    # against 2.1 s prepared on parcels of 13-21 vertices, 1.6 against 6.2 s on 25-45
+    # vertices; 0.17 s prepared against 0.92 s on rectangles. Rectangles are prepared a
+    # block at a time, so that memory stays bounded.
     inside = np.zeros(len(bi), dtype=bool)
     meet = np.zeros(len(bi), dtype=bool)
+    rect = _is_rectangle(pgeoms)
+    on_rect = rect[pi]
     by_parcel = np.argsort(pi, kind="stable")
+    plain = by_parcel[~on_rect[by_parcel]]
+    _covers_then_meets(plain, bi, pi, bgeoms, pgeoms, inside, meet)
+    by_parcel = by_parcel[on_rect[by_parcel]]
     ends = np.searchsorted(
         pi[by_parcel], np.arange(0, len(pgeoms) + _PREPARE_BLOCK, _PREPARE_BLOCK)
     )
@@ -669,17 +679,11 @@ def _clip_pairs(
         if a == b:
             continue
         block = pgeoms[k * _PREPARE_BLOCK : (k + 1) * _PREPARE_BLOCK]
-        fresh = block[~shapely.is_prepared(block)]
+        fresh = block[rect[k * _PREPARE_BLOCK : (k + 1) * _PREPARE_BLOCK]]
+        fresh = fresh[~shapely.is_prepared(fresh)]
         shapely.prepare(fresh)
         try:
-            sel = by_parcel[a:b]
-            inside[sel] = _threaded_by_owner(
-                shapely.covers, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]]
-            )
-            sel = sel[~inside[sel]]
-            meet[sel] = _threaded_by_owner(
-                shapely.intersects, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]]
-            )
+            _covers_then_meets(by_parcel[a:b], bi, pi, bgeoms, pgeoms, inside, meet)
         finally:
             shapely.destroy_prepared(fresh)
     cut = np.flatnonzero(meet)
@@ -690,6 +694,51 @@ def _clip_pairs(
     area = shapely.area(pieces)
     keep = area > 0  # drops touching pairs, disjoint boxes (area NaN) and slivers of 0 m²
     return bi[keep], pi[keep], pieces[keep], area[keep]
+
+
+def _covers_then_meets(
+    sel: np.ndarray,
+    bi: np.ndarray,
+    pi: np.ndarray,
+    bgeoms: np.ndarray,
+    pgeoms: np.ndarray,
+    inside: np.ndarray,
+    meet: np.ndarray,
+) -> None:
+    """Set ``inside`` (parcel covers building) and ``meet`` (intersects, not covered) at ``sel``.
+
+    Each parcel's pairs in one thread: a parcel the caller prepared builds its edge index
+    on first use, which two threads must not do at once.
+    """
+    if not len(sel):
+        return
+    inside[sel] = _threaded_by_owner(shapely.covers, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]])
+    sel = sel[~inside[sel]]
+    meet[sel] = _threaded_by_owner(shapely.intersects, pi[sel], pgeoms[pi[sel]], bgeoms[bi[sel]])
+
+
+def _is_rectangle(geoms: np.ndarray) -> np.ndarray:
+    """Polygons of five coordinates and no hole that fill their envelope.
+
+    That is GEOS's axis-aligned rectangle (up to rounding of the area). Only the choice
+    of the faster way to test a pair depends on it, not any result.
+
+    Examples
+    --------
+    >>> from shapely import box, Polygon
+    >>> _is_rectangle(np.array([box(0, 0, 2, 1), Polygon([(0, 0), (2, 0), (2, 1), (0, 2)]), None]))
+    array([ True, False, False])
+    """
+    out = np.zeros(len(geoms), dtype=bool)
+    at = np.flatnonzero(shapely.get_num_coordinates(geoms) == 5)
+    if not len(at):
+        return out
+    g = geoms[at]
+    ok = (shapely.get_type_id(g) == 3) & (shapely.get_num_interior_rings(g) == 0)
+    x0, y0, x1, y1 = shapely.bounds(g).T
+    envelope = (x1 - x0) * (y1 - y0)
+    out[at] = ok & (np.abs(shapely.area(g) - envelope) <= 1e-9 * envelope)
+    return out
 
 
 def _row_union_area(mat: np.ndarray) -> np.ndarray:

@@ -591,6 +591,38 @@ def test_threads_and_overlap_search_paths_give_identical_results(monkeypatch):
     assert serial["ancillary_floor_m2"].sum() > 0  # the ancillary subset is exercised too
 
 
+def test_surveyed_shapes_unprepared_and_rectangles_prepared_equal_plain_intersection(
+    monkeypatch,
+):
+    # parcels that are not axis-aligned rectangles (rotated, jittered, with a courtyard)
+    # are tested unprepared, rectangles prepared: both equal the plain intersection, with
+    # threads, whether or not the caller prepared the parcels
+    from mujun_geo import buildings as bmod
+
+    p, b = _random_layout(13, 300)
+    geoms = np.asarray(p.geometry.values).copy()
+    rng = np.random.default_rng(5)
+    for k in range(0, len(geoms), 2):  # every other parcel: a surveyed-looking outline
+        ring = shapely.segmentize(geoms[k].exterior, 20.0)
+        xy = shapely.get_coordinates(ring)[:-1] + rng.normal(0, 0.7, (len(ring.coords) - 1, 2))
+        geoms[k] = shapely.Polygon(xy)
+    geoms[1] = geoms[1].difference(geoms[1].centroid.buffer(8.0))  # a courtyard
+    p = p.set_geometry(geoms)
+    assert bmod._is_rectangle(geoms).tolist() == [k % 2 == 1 and k != 1 for k in range(12)]
+    ref = _plain_clip_metrics(p, b)
+    assert (ref["footprint_m2"] > 0).sum() >= 10
+    monkeypatch.setattr(bmod, "_THREAD_MIN", 1)
+    for prepared in (False, True):
+        if prepared:
+            shapely.prepare(np.asarray(p.geometry.values))
+        m = land.building_metrics(p, b)
+        np.testing.assert_allclose(m["floor_area_m2"], ref["floor_area_m2"], rtol=1e-9)
+        np.testing.assert_allclose(m["footprint_m2"], ref["footprint_m2"], rtol=1e-9)
+        assert m["n_buildings"].tolist() == ref["n"].tolist()
+        # the caller's preparation is left as it was; none is added
+        assert shapely.is_prepared(np.asarray(p.geometry.values)).tolist() == [prepared] * 12
+
+
 def test_overlap_edges_equal_brute_force(monkeypatch):
     from mujun_geo import buildings as bmod
 
