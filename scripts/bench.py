@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench.py --parcels 100000            # 100k parcels, 50k firms, 200k buildings
     python scripts/bench.py                             # 1,000,000 / 500,000 / 2,000,000
+    python scripts/bench.py --shape rectangle           # rectangular parcels (sessions 1-6)
     python scripts/bench.py --table A.json B.json       # markdown table of two runs (docs)
 
 Three phases, each in its own Python process so that one's memory does not count in
@@ -770,8 +771,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--shape",
         choices=["rectangle", *SHAPE_STEPS],
-        default="rectangle",
-        help="parcel shapes of the synthetic province (make_province.py --shape)",
+        default="irregular",
+        help="parcel shapes of the synthetic province (make_province.py --shape); default "
+        "irregular, as surveyed parcels are (rectangle: the data of sessions 1-6)",
     )
     ap.add_argument(
         "--workdir", default="/tmp/mujun-bench", help="inputs and outputs (outside the repo)"

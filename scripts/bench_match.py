@@ -5,6 +5,7 @@ Usage::
     python scripts/bench_match.py                        # 500,000 firms, 1,000,000 parcels
     python scripts/bench_match.py --parcels 100000       # 50,000 firms
     python scripts/bench_match.py --profile              # also cProfile the stage
+    python scripts/bench_match.py --shape rectangle      # rectangular parcels (sessions 1-6)
 
 Reads the synthetic province of ``make_province.py`` (made first when absent) with the
 mujun-geo readers, then times, each alone with its peak RSS:
@@ -93,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--shape",
         choices=["rectangle", *SHAPE_STEPS],
-        default="rectangle",
-        help="parcel shapes of the synthetic province (make_province.py --shape)",
+        default="irregular",
+        help="parcel shapes of the synthetic province (make_province.py --shape); default "
+        "irregular, as surveyed parcels are (rectangle: the data of sessions 1-6)",
     )
     args = ap.parse_args(argv)
     name = data_dir_name(args.parcels, args.shape)
