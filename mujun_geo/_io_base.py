@@ -540,13 +540,16 @@ _PARALLEL_MIN = 20_000  # polygons worth splitting the GEOS validity check over 
 def _surely_valid(geom: np.ndarray) -> np.ndarray:
     """True for polygons that are valid by construction; False means "ask GEOS".
 
-    A polygon without holes (2D, finite) whose corners all turn the same way and whose
-    turns add up to one full turn is convex, and GEOS's ``is_valid`` accepts every convex
-    polygon. A corner counts only when the sign of its turn is certain despite rounding, so
-    collinear, repeated, near-degenerate and non-finite corners all leave the polygon to
-    GEOS; so does a ring turning twice (a pentagram turns the same way at every corner).
-    Buildings are mostly rectangles and many parcels are convex: for them this costs a few
-    array operations instead of a GEOS validity check each.
+    A polygon without holes (2D, finite) whose ring is star-shaped around the mean of its
+    corners is valid: seen from that point every edge turns the same way and the edges go
+    round exactly once, so each edge keeps to its own sector of directions and no two edges
+    can cross (:func:`_star_ring`). Every convex polygon is such a polygon, and so are
+    near-rectangles with moved vertices, as surveyed parcels are. An edge counts only when
+    the sign of its turn is certain despite rounding, so collinear, repeated,
+    near-degenerate and non-finite corners all leave the polygon to GEOS; so does a ring
+    going round twice (a pentagram). Buildings are mostly rectangles and parcels mostly
+    near-rectangles: for them this costs a few array operations instead of a GEOS validity
+    check each.
 
     Examples
     --------
@@ -571,40 +574,44 @@ def _surely_valid(geom: np.ndarray) -> np.ndarray:
         for start in range(0, len(rows), step):
             idx = rows[start : start + step]
             ring = shapely.get_coordinates(geom[idx]).reshape(len(idx), int(k), 2)
-            out[idx] = _convex_ring(ring)
+            out[idx] = _star_ring(ring)
     return out
 
 
-def _convex_ring(ring: np.ndarray) -> np.ndarray:
-    """For closed rings ``(n, k, 2)``: surely convex, by the rules of :func:`_surely_valid`."""
+def _star_ring(ring: np.ndarray) -> np.ndarray:
+    """For closed rings ``(n, k, 2)``: surely star-shaped around the mean of the corners.
+
+    Seen from that point, every edge turns the same way (the sign of each cross product
+    certain: larger than a bound on its rounding error) and the ring goes round it once:
+    each edge then keeps to its own sector of directions, so the ring is simple. With every
+    turn one way, an edge crossing the horizontal through the point upwards crosses it on
+    one side, downwards on the other, so the ring goes round once exactly when its corners
+    change from below to above that line and back once. An edge through the point, a
+    repeated corner or a ring going round twice is not sure. The differences from the
+    point are correctly rounded (relative error below 2⁻⁵³ however large the coordinates),
+    so the margin of ``_ORIENT_REL`` holds.
+    """
     x, y = ring[..., 0], ring[..., 1]
     m = ring.shape[1] - 1  # corners; the last point closes the ring
     ok = (x[:, 0] == x[:, -1]) & (y[:, 0] == y[:, -1])
-    # a NaN or infinite coordinate makes one of the |det| > … comparisons False
-    turns_left = np.ones(len(ring), dtype=bool)
-    turns_right = np.ones(len(ring), dtype=bool)
-    total = np.zeros(len(ring))
+    ccw = np.ones(len(ring), dtype=bool)
+    cw = np.ones(len(ring), dtype=bool)
+    changes = np.zeros(len(ring), dtype=np.int64)
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):  # then: not sure
-        for a in range(m):  # the corner at b, between a and c (one column at a time is
-            b, c = (a + 1) % m, (a + 2) % m  # fastest for the short rings that dominate)
-            cx, cy = x[:, c], y[:, c]
-            left = (x[:, a] - cx) * (y[:, b] - cy)
-            right = (y[:, a] - cy) * (x[:, b] - cx)
+        # differences from the centre, so that large coordinates keep their precision
+        dx = x - x[:, :m].mean(axis=1, keepdims=True)
+        dy = y - y[:, :m].mean(axis=1, keepdims=True)
+        for a in range(m):  # one edge at a time: fastest for the short rings that dominate
+            b = a + 1
+            left = dx[:, a] * dy[:, b]
+            right = dy[:, a] * dx[:, b]
             det = left - right
             size = np.abs(left) + np.abs(right)
             ok &= (np.abs(det) > _ORIENT_REL * size) & (size > _ORIENT_ABS)
-            turns_left &= det > 0
-            turns_right &= det < 0
-            if m > 4:  # five corners or more can wind twice: add up the exterior angles
-                ex, ey = x[:, b] - x[:, a], y[:, b] - y[:, a]
-                fx, fy = cx - x[:, b], cy - y[:, b]
-                total += np.arctan2(ex * fy - ey * fx, ex * fx + ey * fy)
-    ok &= turns_left | turns_right
-    if m > 4:
-        # each exterior angle lies in (0, π) one way or the other; their sum is 2π times
-        # the winding number, so below 3π (far outside rounding) means exactly once
-        ok &= np.abs(total) < 3 * np.pi
-    return ok
+            ccw &= det > 0
+            cw &= det < 0
+            changes += (dy[:, a] < 0) != (dy[:, b] < 0)
+    return ok & (ccw | cw) & (changes == 2)
 
 
 def _is_valid(geom: np.ndarray) -> np.ndarray:
