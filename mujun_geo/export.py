@@ -440,7 +440,7 @@ class _ArrowLayer(NamedTuple):
         """The layer as Arrow record batches of :data:`_BATCH_ROWS` rows."""
         for start in range(0, max(len(self.frame), 1), _BATCH_ROWS):
             part = self.frame.iloc[start : start + _BATCH_ROWS]
-            if self.geometries is not None:
+            if self.geometries is not None and self.geometry_name is not None:
                 wkb = shapely.to_wkb(self.geometries[start : start + _BATCH_ROWS], hex=False)
                 part = part.assign(**{self.geometry_name: wkb})
             # (a Table: pandas text columns may hold chunked Arrow arrays)
