@@ -53,7 +53,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from make_province import SHAPE_STEPS, data_dir_name  # noqa: E402
+from make_province import add_shape_option, data_dir_name  # noqa: E402
 
 INPUT_FILES = {
     "parcels": "parcels.gpkg",
@@ -768,13 +768,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--firms", type=int, default=None, help="default: parcels / 2")
     ap.add_argument("--buildings", type=int, default=None, help="default: 2 × parcels")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--shape",
-        choices=["rectangle", *SHAPE_STEPS],
-        default="irregular",
-        help="parcel shapes of the synthetic province (make_province.py --shape); default "
-        "irregular, as surveyed parcels are (rectangle: the data of sessions 1-6)",
-    )
+    add_shape_option(ap, default="irregular")  # rectangle: the data of sessions 1-6
     ap.add_argument(
         "--workdir", default="/tmp/mujun-bench", help="inputs and outputs (outside the repo)"
     )

@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 from bench import Meter, rss_mb  # noqa: E402
-from make_province import SHAPE_STEPS, data_dir_name  # noqa: E402
+from make_province import add_shape_option, data_dir_name  # noqa: E402
 
 from mujun_geo import io as mio  # noqa: E402
 from mujun_geo import matching  # noqa: E402
@@ -91,13 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "--profile", action="store_true", help="cProfile the stage (top 30 by self time)"
     )
     ap.add_argument("--repeat", type=int, default=3, help="turns of join, names, stage")
-    ap.add_argument(
-        "--shape",
-        choices=["rectangle", *SHAPE_STEPS],
-        default="irregular",
-        help="parcel shapes of the synthetic province (make_province.py --shape); default "
-        "irregular, as surveyed parcels are (rectangle: the data of sessions 1-6)",
-    )
+    add_shape_option(ap, default="irregular")  # rectangle: the data of sessions 1-6
     args = ap.parse_args(argv)
     name = data_dir_name(args.parcels, args.shape)
     data = Path(args.workdir) / name

@@ -495,6 +495,17 @@ def data_dir_name(n_parcels: int, shape: str = "rectangle") -> str:
     return f"p{n_parcels}" + ("" if shape == "rectangle" else f"-{shape}")
 
 
+def add_shape_option(ap: argparse.ArgumentParser, *, default: str = "rectangle") -> None:
+    """The ``--shape`` option of this script and of the benchmarks that make its data."""
+    ap.add_argument(
+        "--shape",
+        choices=["rectangle", *SHAPE_STEPS],
+        default=default,
+        help="parcel shapes: rectangles, 13–21-vertex polygons like surveyed parcels "
+        "(irregular), or 25–45-vertex ones (jagged, a stress case); default %(default)s",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--parcels", type=int, default=1_000_000)
@@ -502,13 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--buildings", type=int, default=None, help="default: 2 × parcels")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default="/tmp/mujun-bench", help="folder (outside the repo)")
-    ap.add_argument(
-        "--shape",
-        choices=["rectangle", *SHAPE_STEPS],
-        default="rectangle",
-        help="parcel shapes: rectangles, 13–21-vertex polygons like surveyed parcels, "
-        "or 25–45-vertex ones (a stress case)",
-    )
+    add_shape_option(ap)
     args = ap.parse_args(argv)
     out = Path(args.workdir) / data_dir_name(args.parcels, args.shape)
     manifest = generate(
