@@ -667,23 +667,21 @@ def _clip_pairs(
     inside = np.zeros(len(bi), dtype=bool)
     meet = np.zeros(len(bi), dtype=bool)
     rect = _is_rectangle(pgeoms)
-    on_rect = rect[pi]
     by_parcel = np.argsort(pi, kind="stable")
-    plain = by_parcel[~on_rect[by_parcel]]
-    _covers_then_meets(plain, bi, pi, bgeoms, pgeoms, inside, meet)
-    by_parcel = by_parcel[on_rect[by_parcel]]
-    ends = np.searchsorted(
-        pi[by_parcel], np.arange(0, len(pgeoms) + _PREPARE_BLOCK, _PREPARE_BLOCK)
-    )
-    for k, (a, b) in enumerate(zip(ends[:-1], ends[1:])):
+    on_rect = rect[pi[by_parcel]]
+    _covers_then_meets(by_parcel[~on_rect], bi, pi, bgeoms, pgeoms, inside, meet)
+    rect_pairs = by_parcel[on_rect]  # still by parcel
+    starts = np.arange(0, len(pgeoms) + _PREPARE_BLOCK, _PREPARE_BLOCK)
+    ends = np.searchsorted(pi[rect_pairs], starts)
+    for lo, a, b in zip(starts, ends[:-1], ends[1:]):
         if a == b:
             continue
-        block = pgeoms[k * _PREPARE_BLOCK : (k + 1) * _PREPARE_BLOCK]
-        fresh = block[rect[k * _PREPARE_BLOCK : (k + 1) * _PREPARE_BLOCK]]
+        hi = lo + _PREPARE_BLOCK
+        fresh = pgeoms[lo:hi][rect[lo:hi]]
         fresh = fresh[~shapely.is_prepared(fresh)]
         shapely.prepare(fresh)
         try:
-            _covers_then_meets(by_parcel[a:b], bi, pi, bgeoms, pgeoms, inside, meet)
+            _covers_then_meets(rect_pairs[a:b], bi, pi, bgeoms, pgeoms, inside, meet)
         finally:
             shapely.destroy_prepared(fresh)
     cut = np.flatnonzero(meet)
