@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -287,6 +288,18 @@ def phase_pipeline(
     before(pl, "run_info", "run_info (SHA-256 of input files)")
     before(pl, "add_styles", "export: QGIS styles")
     settings = province_settings(data, data / "out", report=report, maps=maps)
+    # the export's child process (mujun_geo._gpkg_parallel) reports the memory it added:
+    # counted on top of the parent's peak of that step (an upper bound)
+    children: list[float] = []
+
+    class _ChildMemory(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if hasattr(record, "child_extra_mb"):
+                children.append(float(record.child_extra_mb))
+
+    child_log = logging.getLogger("mujun_geo._gpkg_parallel")
+    child_log.addHandler(_ChildMemory())
+    child_log.setLevel(logging.INFO)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
@@ -309,6 +322,10 @@ def phase_pipeline(
     meter.close()
     firms = res.layers["enterprises"]
     last = max(i for i, s in enumerate(meter.steps) if s["step"].startswith("export"))
+    for s in meter.steps:
+        if s["step"] == "export GeoPackage" and children:
+            s["child_extra_mb"] = round(sum(children), 1)
+            s["peak_rss_mb"] = round(s["peak_rss_mb"] + sum(children), 1)
     result = {
         "baseline_rss_mb": round(baseline, 1),
         "total_s": round(sum(s["seconds"] for s in meter.steps[: last + 1]), 2),
@@ -620,6 +637,10 @@ def print_run(res: dict[str, Any]) -> None:
             f"{s['load1']:5.1f}"
         )
     print(f"{'TOTAL (files → GeoPackage)':44s} {p['total_s']:8.2f} {p['peak_rss_mb']:12.0f}")
+    for s in p["steps"]:
+        if "child_extra_mb" in s:
+            print(f"({s['step']}: peak includes {s['child_extra_mb']:.0f} MB of the child "
+                  "process writing the largest layer)")  # fmt: skip
     beside = p.get("pipeline_timings", {}).get("buildings_background")
     if beside is not None:
         print(

@@ -280,3 +280,36 @@ def test_libreoffice_reads_the_demo_report(demo, tmp_path):
     summary = (tmp_path / "report-汇总.csv").read_text(encoding="utf-8")
     n_firms = len(result.layers["enterprises"])
     assert f"企业总数,{n_firms}" in summary
+
+
+def test_demo_written_by_two_processes_is_the_same_file(
+    demo, tmp_path, monkeypatch, same_geopackage
+):
+    from mujun_geo import export
+    from mujun_geo._gpkg_parallel import can_fork
+    from mujun_geo.gpkg_styles import add_styles
+    from mujun_geo.stages import SUBSET_LAYERS
+
+    if not can_fork():
+        pytest.skip("two-process export runs on Linux only")
+    _, result = demo
+    layers = result.layers
+    monkeypatch.setattr(export, "_OFFLOAD_MIN_ROWS", 1)  # the sample county is small
+    monkeypatch.setattr(export, "_OFFLOAD_MIN_REST", 1)
+    # (in the sample county the enterprises have the most cells: 78 columns)
+    assert export._offloaded_layer(layers, SUBSET_LAYERS) == "enterprises"
+
+    def write(path):
+        return write_geopackage(
+            layers, path, postprocess=lambda tmp: add_styles(tmp, layers), subsets=SUBSET_LAYERS
+        )
+
+    two = write(tmp_path / "two.gpkg")
+    monkeypatch.setattr(export, "can_fork", lambda: False)
+    one = write(tmp_path / "one.gpkg")
+    same_geopackage(two, one)  # styles and aliases included
+    if shutil.which("ogrinfo"):
+        res = subprocess.run(
+            ["ogrinfo", "-ro", "-so", "-al", str(two)], capture_output=True, text=True
+        )
+        assert res.returncode == 0 and "ERROR" not in res.stderr, res.stderr
