@@ -1,43 +1,26 @@
-"""Two GeoPackage writers at once: a forked child and an SQLite merge (private).
+"""One GeoPackage from two writers: the SQLite merge of a side file (private).
 
 GDAL writes a GeoPackage row by row and pyogrio calls it with the GIL held, so a second
 thread cannot write beside it. :func:`mujun_geo.export.write_geopackage` therefore hands
-the largest layer of a big run to a forked child process, which writes it into the
-output file, while the parent writes the other layers into a side file. When both are
-done, :func:`merge_layers` copies the side file's tables into the output at the SQLite
-level (``INSERT … SELECT *`` between identical tables is SQLite's page-copy transfer, and
-the R-tree's shadow tables are copied as GDAL copies its own background R-tree), and
-:func:`order_layers` restores the layer order a sequential write gives.
-
-Only on Linux (``fork`` without ``exec`` is not safe on macOS, absent on Windows) and
-from the main thread; everything else writes sequentially. The child inherits the
-prepared frames copy-on-write, so nothing is serialised and its own memory is the Arrow
-batches it builds (see :class:`ForkedWriter`).
+the largest layer of a big run to a forked child (:class:`mujun_geo._fork.ForkedCall`),
+which writes it into the output file, while the parent writes the other layers into a
+side file. When both are done, :func:`merge_layers` copies the side file's tables into
+the output at the SQLite level (``INSERT … SELECT *`` between identical tables is
+SQLite's page-copy transfer, and the R-tree's shadow tables are copied as GDAL copies its
+own background R-tree), and :func:`order_layers` restores the layer order a sequential
+write gives.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import signal
 import sqlite3
-import sys
-import threading
-import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import MujunGeoError
 
-__all__ = [
-    "ForkedWriter",
-    "MergeUnsupported",
-    "can_fork",
-    "connect_temporary",
-    "merge_layers",
-    "order_layers",
-]
+__all__ = ["MergeUnsupported", "connect_temporary", "merge_layers", "order_layers"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,132 +38,6 @@ _KNOWN = {
 
 class MergeUnsupported(MujunGeoError):
     """The side file holds something :func:`merge_layers` does not copy (nothing changed)."""
-
-
-def can_fork() -> bool:
-    """Whether a layer may be written by a forked child here (Linux, main thread)."""
-    return (
-        sys.platform.startswith("linux")
-        and hasattr(os, "fork")
-        and threading.current_thread() is threading.main_thread()
-    )
-
-
-def _status_mb(field: str) -> float:
-    """``VmRSS``, ``VmHWM``… of this process in MB (NaN where /proc has none)."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return float("nan")
-    for line in status.splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-class ForkedWriter:
-    """Run ``write()`` in a forked child; :meth:`wait` for it, :meth:`kill` to abandon it.
-
-    The child runs ``write`` and leaves with ``os._exit`` (no ``finally`` of the parent's
-    stack, no ``atexit``, no buffered output flushed twice). An exception in the child
-    comes back through a pipe as text and :meth:`wait` raises it as
-    :class:`~mujun_geo._errors.MujunGeoError`. The parent's other threads must not be inside
-    GDAL when it forks (:func:`can_fork` only allows the main thread; a run's background
-    threads are done by the time it writes).
-
-    After :meth:`wait`, :attr:`extra_mb` is the child's peak resident memory above its
-    resident memory at the start: the pages it shares with the parent copy-on-write are
-    counted once, so this is what the child added to the machine's memory (an upper
-    bound; Linux ``VmHWM`` − ``VmRSS``).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> out = Path(tempfile.mkdtemp()) / "child.txt"
-    >>> if can_fork():
-    ...     ForkedWriter(lambda: out.write_text("written by the child"), label="demo").wait()
-    ... else:
-    ...     _ = out.write_text("written by the child")
-    >>> out.read_text()
-    'written by the child'
-    """
-
-    def __init__(self, write: Callable[[], object], *, label: str) -> None:
-        self.label = label
-        self.extra_mb = float("nan")
-        self.seconds = float("nan")
-        self._t0 = time.perf_counter()
-        read_end, write_end = os.pipe()
-        with warnings.catch_warnings():
-            # Python 3.12+ warns on fork in a process with threads: the run's idle pool
-            # threads hold no lock the child takes (see the class docstring)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(read_end)
-            _child(write, write_end)
-        os.close(write_end)
-        self.pid: int | None = pid
-        self._pipe: int | None = read_end
-
-    def wait(self) -> None:
-        """Wait for the child; raise :class:`~mujun_geo._errors.MujunGeoError` if it failed."""
-        if self.pid is None:
-            return
-        message = self._read_pipe()
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
-        self.seconds = time.perf_counter() - self._t0
-        code = os.waitstatus_to_exitcode(status)
-        if code == 0 and message.startswith("ok "):
-            self.extra_mb = float(message[3:])
-        else:
-            why = message or (f"killed by signal {-code}" if code < 0 else f"exit code {code}")
-            msg = f"writing {self.label} in a child process failed: {why}"
-            raise MujunGeoError(msg)
-        logger.info(
-            "%s written by a child process in %.1f s (its memory: +%.0f MB)",
-            self.label, self.seconds, self.extra_mb,
-            extra={"child_extra_mb": self.extra_mb, "child_seconds": self.seconds},
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        """Stop the child if it still runs (the caller failed and removes its files)."""
-        if self.pid is not None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            os.waitpid(self.pid, 0)
-            self.pid = None
-        self._read_pipe()
-
-    def _read_pipe(self) -> str:
-        if self._pipe is None:
-            return ""
-        chunks = []
-        while chunk := os.read(self._pipe, 65536):  # until the child closes its end
-            chunks.append(chunk)
-        os.close(self._pipe)
-        self._pipe = None
-        return b"".join(chunks).decode("utf-8", "replace")
-
-
-def _child(write: Callable[[], object], pipe: int) -> None:
-    code = 1
-    try:
-        start = _status_mb("VmRSS")  # the pages shared with the parent
-        write()
-        os.write(pipe, f"ok {max(_status_mb('VmHWM') - start, 0.0):.1f}".encode())
-        code = 0
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
-        try:
-            os.write(pipe, f"{type(exc).__name__}: {exc}".encode()[:60000])
-        except BaseException:  # noqa: BLE001, S110 - the exit code still tells
-            pass
-    finally:
-        os._exit(code)
 
 
 def connect_temporary(path: Path) -> sqlite3.Connection:

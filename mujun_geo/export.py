@@ -37,14 +37,8 @@ import shapely
 from pyogrio.raw import write_arrow
 
 from ._errors import MujunGeoError
-from ._gpkg_parallel import (
-    ForkedWriter,
-    MergeUnsupported,
-    can_fork,
-    connect_temporary,
-    merge_layers,
-    order_layers,
-)
+from ._fork import ForkedCall, can_fork
+from ._gpkg_parallel import MergeUnsupported, connect_temporary, merge_layers, order_layers
 
 __all__ = [
     "OutputExistsError",
@@ -342,7 +336,9 @@ def _write_two_processes(
         written[offload] = data
     on_side: list[str] = []
     try:
-        child = ForkedWriter(lambda: _write_layer(data, tmp, offload), label=f"layer {offload}")
+        child = ForkedCall(
+            lambda: _write_layer(data, tmp, offload), label=f"writing layer {offload}"
+        )
         try:
             for name, frame in layers.items():
                 if name == offload or name in views:
@@ -361,9 +357,9 @@ def _write_two_processes(
                 )
                 for n in later
             ]
-            child.wait()
+            child.result()
         except BaseException:
-            child.kill()  # (nothing left to stop once it has been waited for)
+            child.kill()  # (nothing left to stop once its result is in)
             raise
         if on_side:
             try:

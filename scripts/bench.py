@@ -140,6 +140,7 @@ class Meter:
             self.steps.append(
                 {
                     "step": self._label,
+                    "start": self._t0,  # perf_counter(), to place child processes
                     "seconds": round(now - self._t0, 3),
                     "cpu_s": round(cpu - self._c0, 3),
                     "load1": round(os.getloadavg()[0], 2),
@@ -288,16 +289,17 @@ def phase_pipeline(
     before(pl, "run_info", "run_info (SHA-256 of input files)")
     before(pl, "add_styles", "export: QGIS styles")
     settings = province_settings(data, data / "out", report=report, maps=maps)
-    # the export's child process (mujun_geo._gpkg_parallel) reports the memory it added:
-    # counted on top of the parent's peak of that step (an upper bound)
-    children: list[float] = []
+    # child processes (mujun_geo._fork) report the memory they added: counted on top of
+    # the parent's peak of the step they end in (an upper bound)
+    children: list[tuple[float, float, float]] = []
 
     class _ChildMemory(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if hasattr(record, "child_extra_mb"):
-                children.append(float(record.child_extra_mb))
+                end = time.perf_counter()
+                children.append((end - record.child_seconds, end, float(record.child_extra_mb)))
 
-    child_log = logging.getLogger("mujun_geo._gpkg_parallel")
+    child_log = logging.getLogger("mujun_geo._fork")
     child_log.addHandler(_ChildMemory())
     child_log.setLevel(logging.INFO)
     t0 = time.perf_counter()
@@ -322,10 +324,11 @@ def phase_pipeline(
     meter.close()
     firms = res.layers["enterprises"]
     last = max(i for i, s in enumerate(meter.steps) if s["step"].startswith("export"))
-    for s in meter.steps:
-        if s["step"] == "export GeoPackage" and children:
-            s["child_extra_mb"] = round(sum(children), 1)
-            s["peak_rss_mb"] = round(s["peak_rss_mb"] + sum(children), 1)
+    for s in meter.steps:  # each child's memory on every step it overlapped
+        extra = sum(mb for a, b, mb in children if a < s["start"] + s["seconds"] and b > s["start"])
+        if extra:
+            s["child_extra_mb"] = round(extra, 1)
+            s["peak_rss_mb"] = round(s["peak_rss_mb"] + extra, 1)
     result = {
         "baseline_rss_mb": round(baseline, 1),
         "total_s": round(sum(s["seconds"] for s in meter.steps[: last + 1]), 2),
@@ -639,8 +642,7 @@ def print_run(res: dict[str, Any]) -> None:
     print(f"{'TOTAL (files → GeoPackage)':44s} {p['total_s']:8.2f} {p['peak_rss_mb']:12.0f}")
     for s in p["steps"]:
         if "child_extra_mb" in s:
-            print(f"({s['step']}: peak includes {s['child_extra_mb']:.0f} MB of the child "
-                  "process writing the largest layer)")  # fmt: skip
+            print(f"({s['step']}: peak includes {s['child_extra_mb']:.0f} MB of child processes)")
     beside = p.get("pipeline_timings", {}).get("buildings_background")
     if beside is not None:
         print(

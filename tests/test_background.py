@@ -32,17 +32,19 @@ def test_lower_priority_lowers_the_calling_thread_only():
     assert lower_priority(0) is False and _nice() == main
 
 
-def test_match_and_pipeline_run_their_background_work_lower(monkeypatch):
+def test_match_and_pipeline_run_their_background_work_lower(monkeypatch, tmp_path):
     from mujun_geo import _match_rules as R
     from mujun_geo import stages
+    from mujun_geo._fork import can_fork
     from mujun_geo.datasets import sample_settings
     from mujun_geo.pipeline import run
 
-    seen: dict[str, int] = {}
+    log = tmp_path / "seen.txt"  # (a child process cannot write into this one's memory)
 
     def record(name, fn):
         def wrapper(*args, **kwargs):
-            seen[name] = _nice()
+            with log.open("a") as f:
+                f.write(f"{name} {_nice()} {os.getpid()}\n")
             return fn(*args, **kwargs)
 
         return wrapper
@@ -54,5 +56,35 @@ def test_match_and_pipeline_run_their_background_work_lower(monkeypatch):
     main = _nice()
     res = run(sample_settings(), write=False)
     assert len(res.layers["matches"]) > 1000  # the stages ran on the sample county
-    assert seen == {"spatial": min(19, main + NICE), "floor_area": min(19, main + NICE)}
+    assert res.layers["parcels"]["floor_area_m2"].sum() > 0  # its result came back
+    seen = {
+        name: (int(nice), int(pid))
+        for name, nice, pid in map(str.split, log.read_text().splitlines())
+    }
+    assert {k: v[0] for k, v in seen.items()} == {
+        "spatial": min(19, main + NICE),
+        "floor_area": min(19, main + NICE),
+    }
+    assert seen["spatial"][1] == os.getpid()  # a thread
+    # the floor area in a child process where one can be had, else in a thread
+    assert (seen["floor_area"][1] != os.getpid()) == can_fork()
     assert _nice() == main
+
+
+def test_floor_area_in_a_child_process_is_the_threads(monkeypatch):
+    import pandas as pd
+
+    from mujun_geo import stages
+    from mujun_geo._fork import can_fork
+    from mujun_geo.datasets import sample_settings
+    from mujun_geo.pipeline import run
+
+    if not can_fork():
+        pytest.skip("forked children on Linux only")
+    forked = run(sample_settings(), write=False)
+    monkeypatch.setattr(stages._InMemory, "fork_buildings", False)
+    threaded = run(sample_settings(), write=False)
+    for name in ("parcels", "lowland", "enterprises"):
+        pd.testing.assert_frame_equal(forked.layers[name], threaded.layers[name], check_exact=True)
+    assert forked.layers["parcels"]["far"].notna().sum() > 100  # FAR came back from the child
+    assert "buildings_background" in forked.info["timings"]

@@ -286,7 +286,7 @@ def test_demo_written_by_two_processes_is_the_same_file(
     demo, tmp_path, monkeypatch, same_geopackage
 ):
     from mujun_geo import export
-    from mujun_geo._gpkg_parallel import can_fork
+    from mujun_geo._fork import can_fork
     from mujun_geo.gpkg_styles import add_styles
     from mujun_geo.stages import SUBSET_LAYERS
 

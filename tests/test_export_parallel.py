@@ -17,7 +17,8 @@ import shapely
 
 import mujun_geo.export as export
 from mujun_geo._errors import MujunGeoError
-from mujun_geo._gpkg_parallel import MergeUnsupported, can_fork, merge_layers
+from mujun_geo._fork import can_fork
+from mujun_geo._gpkg_parallel import MergeUnsupported, merge_layers
 from mujun_geo.export import SubsetView, write_geopackage
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="two-process export runs on Linux only")
@@ -81,12 +82,12 @@ def test_two_processes_write_the_file_one_process_writes(
     layers, subsets = run_layers
     one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
                  monkeypatch=monkeypatch)  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="mujun_geo._gpkg_parallel"):
+    with caplog.at_level(logging.INFO, logger="mujun_geo._fork"):
         two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
                      monkeypatch=monkeypatch)  # fmt: skip
     # the child wrote the layer with the most cells, and said what memory it took
     done = [r for r in caplog.records if hasattr(r, "child_extra_mb")]
-    assert [r.getMessage().split(" written")[0] for r in done] == ["layer parcels"]
+    assert [r.getMessage().split(" done")[0] for r in done] == ["writing layer parcels"]
     assert done[0].child_extra_mb >= 0
     same_geopackage(two, one)
     views = {r[0] for r in gpkg_rows(two, "SELECT name FROM sqlite_master WHERE type = 'view'")}
@@ -146,7 +147,7 @@ def test_parent_failure_stops_the_child(tmp_path, run_layers, monkeypatch):
     layers, subsets = run_layers
     children = []
 
-    class Recorded(export.ForkedWriter):
+    class Recorded(export.ForkedCall):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             children.append((self, self.pid))
@@ -158,7 +159,7 @@ def test_parent_failure_stops_the_child(tmp_path, run_layers, monkeypatch):
             raise RuntimeError("matches broke")
         return write_layer(data, path, name)
 
-    monkeypatch.setattr(export, "ForkedWriter", Recorded)
+    monkeypatch.setattr(export, "ForkedCall", Recorded)
     monkeypatch.setattr(export, "_write_layer", failing_here)
     with pytest.raises(RuntimeError, match="matches broke"):
         _write(layers, tmp_path / "out.gpkg", processes=2, subsets=subsets, monkeypatch=monkeypatch)
