@@ -29,6 +29,8 @@ from mujun_geo._validate import Problems
 __all__ = ["allocate_land", "floor_area_by_occupant"]
 
 _HOLDER_METHODS = ("credit_code", "name", "manual")
+#: Note of the links and firms of a parcel group with several firms (land_mode "parcel").
+_SHARED = "宗地评价: 与同组企业合并评价, 共享用地"
 
 
 def floor_area_by_occupant(parcels: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -144,9 +146,11 @@ def allocate_land(
             },
             index=pd.Index(firms),
         )
-        n_firms = np.bincount(firm_comp, minlength=n_comp)[comp]  # distinct firms per component
-        shared = n_firms > 1
-        note[shared] = "宗地评价: 与同组企业合并评价, 共享用地"
+        firms_in = np.bincount(firm_comp, minlength=n_comp)  # distinct firms per component
+        shared = firms_in[comp] > 1
+        note[shared] = _SHARED
+        # a firm's links all lie in its component: its note is the component's
+        firm_note = np.where(firms_in[firm_comp] > 1, _SHARED, "").astype(object)
         ov = c["share_ov"].notna().to_numpy()
         problems.add(
             "overrides",
@@ -210,11 +214,12 @@ def allocate_land(
     land_note[nonind] = "非工业用地, 不计入评价用地"
     links["land_share"] = land_share
     links["land_note"] = repeated_text(land_note)
-    fi_note = pd.DataFrame({"fi": c["fi"].to_numpy(), "note": note.to_numpy()})
-    fi_note = fi_note[fi_note["note"] != ""].drop_duplicates()
-    joined = join_groups(fi_note["note"], fi_note["fi"].to_numpy(), "; ")
-    firm_note = np.full(len(per_firm), "", dtype=object)  # (a reindex of 500k is slower)
-    firm_note[per_firm.index.get_indexer(joined.index)] = joined.to_numpy(dtype=object)
+    if land_mode != "parcel":  # each firm's distinct notes, joined
+        fi_note = pd.DataFrame({"fi": c["fi"].to_numpy(), "note": note.to_numpy()})
+        fi_note = fi_note[fi_note["note"] != ""].drop_duplicates()
+        joined = join_groups(fi_note["note"], fi_note["fi"].to_numpy(), "; ")
+        firm_note = np.full(len(per_firm), "", dtype=object)  # (a reindex of 500k is slower)
+        firm_note[per_firm.index.get_indexer(joined.index)] = joined.to_numpy(dtype=object)
     # object, as the assembly reads it (a str column would be converted twice)
     per_firm["land_note"] = pd.Series(firm_note, index=per_firm.index, dtype=object)
     return links, per_firm
