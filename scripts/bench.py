@@ -456,7 +456,13 @@ def phase_compare(
             if s["seconds"] > 10:
                 break
         best["runs"] = runs
-        ops.setdefault(op, {})[engine] = {
+        kept = ops.setdefault(op, {}).get(engine)  # a later round keeps the best of all
+        if kept is not None:
+            runs += kept["runs"]
+            if kept["seconds"] <= best["seconds"]:
+                best = {**kept, "peak_rss_mb": max(kept["peak_rss_mb"], best["peak_rss_mb"])}
+            best["runs"] = runs
+        ops[op][engine] = {
             key: best[key] for key in ("seconds", "cpu_s", "peak_rss_mb", "load1", "runs")
         }
         print(f"  {op:30s} {engine:50s} {best['seconds']:8.2f} s (cpu {best['cpu_s']:.2f}, "
@@ -485,8 +491,12 @@ def phase_compare(
     pinfo = pd.DataFrame({"industrial": industrial, "has_geom": ~shapely.is_missing(pg)})
     q = run(op, "shapely STRtree covered_by, 1 thread",
             lambda: shapely.STRtree(pg).query(pts, predicate="covered_by"))  # fmt: skip
-    q2 = run(op, "mujun ParcelIndex.covering (as matching, 2 threads)",
-             lambda: ParcelIndex(parcels, pinfo).covering(pts))  # fmt: skip
+    ours_cover = "mujun ParcelIndex.covering (as matching, 2 threads)"
+
+    def cover() -> Any:
+        return ParcelIndex(parcels, pinfo).covering(pts)
+
+    q2 = run(op, ours_cover, cover)
     res["checks"]["covering_pairs_equal"] = bool(
         np.array_equal(np.sort(pairs_key(q[0], q[1])), np.sort(pairs_key(q2[0], q2[1])))
     )
@@ -513,8 +523,12 @@ def phase_compare(
 
     near = run(op, "shapely STRtree query_nearest, 1 thread", strtree_nearest)
     index = ParcelIndex(parcels, pinfo)  # everything the 50 m query needs is built inside it
-    near2 = run(op, "mujun ParcelIndex.nearest (as matching, 2 threads)",
-                lambda: index.nearest(pts[left], 50.0))  # fmt: skip
+    ours_near = "mujun ParcelIndex.nearest (as matching, 2 threads)"
+
+    def nearest() -> Any:
+        return index.nearest(pts[left], 50.0)
+
+    near2 = run(op, ours_near, nearest)
     ref = np.lexsort((near[0][1], near[0][0]))  # ties: both sorted by point, then parcel
     res["checks"]["nearest_equal"] = bool(
         np.array_equal(near2[0], near[0][0][ref])
@@ -612,6 +626,14 @@ def phase_compare(
         run("point-in-parcel join", label, lambda: con.execute(q_within))
         run("50 m nearest (leftover points)", label, lambda: con.execute(q_near))
         run("clip buildings, floor area", label, lambda: con.execute(q_clip))
+        # two more rounds of the matching operations, ours and DuckDB's taking turns, each
+        # keeping its best: a slow spell of the machine cannot fall on one engine only
+        join, near_op = "point-in-parcel join", "50 m nearest (leftover points)"
+        for _ in range(2):
+            run(join, ours_cover, cover)
+            run(join, label, lambda: con.execute(q_within))
+            run(near_op, ours_near, nearest)
+            run(near_op, label, lambda: con.execute(q_near))
         res["checks"]["points_in_parcels_duckdb"] = con.sql(
             "SELECT count(DISTINCT fi) FROM r_within").fetchone()[0]  # fmt: skip
         res["checks"]["nearest_found_duckdb"] = con.sql("SELECT count(*) FROM r_near").fetchone()[0]

@@ -71,7 +71,7 @@ def test_match_and_pipeline_run_their_background_work_lower(monkeypatch, tmp_pat
     assert _nice() == main
 
 
-def test_floor_area_in_a_child_process_is_the_threads(monkeypatch):
+def test_floor_area_child_gives_what_the_thread_gives(monkeypatch):
     import pandas as pd
 
     from mujun_geo import stages
@@ -84,7 +84,7 @@ def test_floor_area_in_a_child_process_is_the_threads(monkeypatch):
     forked = run(sample_settings(), write=False)
     monkeypatch.setattr(stages._InMemory, "fork_buildings", False)
     threaded = run(sample_settings(), write=False)
-    for name in ("parcels", "lowland", "enterprises"):
+    for name in ("parcels", "lowland", "enterprises", "matches", "review"):
         pd.testing.assert_frame_equal(forked.layers[name], threaded.layers[name], check_exact=True)
     assert forked.layers["parcels"]["far"].notna().sum() > 100  # FAR came back from the child
     assert "buildings_background" in forked.info["timings"]
