@@ -13,6 +13,7 @@ from the main thread; callers run the work in-process elsewhere.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import pickle
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -27,17 +29,22 @@ from typing import Any
 
 from ._errors import MujunGeoError
 
-__all__ = ["ForkedCall", "can_fork"]
+__all__ = ["SWITCH", "ForkedCall", "can_fork"]
 
 logger = logging.getLogger(__name__)
 
 
+#: Set this environment variable to ``0`` to keep all work in one process.
+SWITCH = "MUJUN_GEO_FORK"
+
+
 def can_fork() -> bool:
-    """Whether work may go to a forked child here (Linux, main thread)."""
+    """Whether work may go to a forked child here (Linux, main thread, not switched off)."""
     return (
         sys.platform.startswith("linux")
         and hasattr(os, "fork")
         and threading.current_thread() is threading.main_thread()
+        and os.environ.get(SWITCH, "1") != "0"
     )
 
 
@@ -71,9 +78,13 @@ class ForkedCall:
     ``finally`` of the parent's stack, no ``atexit``, no buffered output flushed twice).
     :meth:`result` re-issues the warnings here and returns the value; an exception of
     mujun-geo's own (a data error the user can fix) is raised as it is, any other as
-    :class:`~mujun_geo._errors.MujunGeoError` naming ``label``. The parent's other threads
-    must not be inside GDAL or GEOS's prepared geometries when it forks: :func:`can_fork`
-    only allows the main thread, and the callers fork when their pools are idle.
+    :class:`ChildProcessError` naming ``label`` with the child's traceback (a bug, not
+    the user's input). The parent's other threads must not be inside GDAL, GEOS's
+    prepared geometries or Arrow's compute functions when it forks, since the child
+    would inherit their locks taken: :func:`can_fork` only allows the main thread, and
+    the callers fork when the run's only other threads are idle pools and the input
+    hashing (``hashlib``, whose state the child never touches). ``MUJUN_GEO_FORK=0``
+    turns forking off. The child dies with its parent (``PR_SET_PDEATHSIG``).
 
     After :meth:`result`, :attr:`extra_mb` bounds what the child added to the machine's
     memory (pages shared copy-on-write with the parent count once): its peak growth
@@ -94,23 +105,36 @@ class ForkedCall:
         self.seconds = float("nan")
         self._t0 = time.perf_counter()
         read_end, write_end = os.pipe()
-        with warnings.catch_warnings():
-            # Python 3.12+ warns on fork in a process with threads: the idle pool threads
-            # hold no lock the child takes (see the class docstring)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:  # the child: never returns
+        parent = os.getpid()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns on fork in a process with threads: the idle pool
+                # threads hold no lock the child takes (see the class docstring)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:  # no memory or processes left for it: the caller works here
             os.close(read_end)
-            _child(fn, write_end, nice)
+            os.close(write_end)
+            raise
+        if pid == 0:  # the child: never returns, whatever happens
+            try:
+                os.close(read_end)
+                _child(fn, write_end, nice, parent)
+            finally:
+                os._exit(1)
         os.close(write_end)
         self.pid: int | None = pid
         self._pipe: int | None = read_end
         self._done = False
+        self._killed = False
         self._value: Any = None
 
     def result(self) -> Any:
         """The value of ``fn()`` (waits for the child; raises what it raised)."""
         if self._done:
+            if self._killed:
+                msg = f"{self.label}: the child process was stopped"
+                raise MujunGeoError(msg)
             return self._value
         blob = self._read_pipe()
         assert self.pid is not None
@@ -119,19 +143,23 @@ class ForkedCall:
         self._done = True
         self.seconds = time.perf_counter() - self._t0
         code = os.waitstatus_to_exitcode(status)
-        try:
-            kind, payload, extra_mb, caught = pickle.loads(blob)
-        except Exception:  # noqa: BLE001 - no message: say how the child ended
-            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        if not blob:  # the child died before it could answer
+            why = f"exit code {code}"
+            if code < 0:
+                why = f"killed by signal {-code}"
+                if -code == signal.SIGKILL:
+                    why += " (out of memory? MUJUN_GEO_FORK=0 keeps the work in one process)"
             msg = f"{self.label} in a child process failed: {why}"
-            raise MujunGeoError(msg) from None
+            raise ChildProcessError(msg)
+        kind, payload, extra_mb, caught = pickle.loads(blob)
         for message, category in caught:
             warnings.warn(message, category, stacklevel=2)
+        if kind == "mujun":  # a data error the user can fix
+            raise pickle.loads(payload)
         if kind != "ok":
-            if isinstance(payload, MujunGeoError):
-                raise payload
             msg = f"{self.label} in a child process failed: {payload}"
-            raise MujunGeoError(msg)
+            raise ChildProcessError(msg)
+        payload = pickle.loads(payload)
         self.extra_mb = extra_mb
         logger.info(
             "%s done by a child process in %.1f s (its memory: +%.0f MB)",
@@ -146,11 +174,11 @@ class ForkedCall:
         if self.pid is not None:
             try:
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):  # gone, or reaped elsewhere
                 pass
-            os.waitpid(self.pid, 0)
             self.pid = None
-            self._done = True
+            self._done = self._killed = True
         self._read_pipe()
 
     def _read_pipe(self) -> bytes:
@@ -164,30 +192,44 @@ class ForkedCall:
         return b"".join(chunks)
 
 
-def _child(fn: Callable[[], Any], pipe: int, nice: int) -> None:
+def _child(fn: Callable[[], Any], pipe: int, nice: int, parent: int) -> None:
     code = 1
     try:
+        _die_with(parent)
         start = _status_mb("VmRSS")  # the pages shared with the parent
         if nice > 0:
             os.nice(nice)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")  # the parent's filters decide when re-issued
             try:
-                out: tuple = ("ok", fn())
-            except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises
-                own = isinstance(exc, MujunGeoError)
-                out = ("error", exc if own else f"{type(exc).__name__}: {exc}")
+                out: tuple = ("ok", pickle.dumps(fn(), protocol=5))
+            except MujunGeoError as exc:
+                try:
+                    out = ("mujun", pickle.dumps(exc, protocol=5))
+                    pickle.loads(out[1])  # (a subclass that cannot be rebuilt: as a bug)
+                except Exception:  # noqa: BLE001
+                    out = ("error", traceback.format_exc())
+            except BaseException:  # noqa: BLE001 - a bug: the parent shows the traceback
+                out = ("error", traceback.format_exc())
         caught = [(str(w.message), w.category) for w in seen]
         grown = max(_status_mb("VmHWM") - start, 0.0)
         orphaned = max(_private_mb() - (_status_mb("VmRSS") - start), 0.0)
-        extra = grown + orphaned
-        try:
-            blob = pickle.dumps((*out, extra, caught), protocol=5)
-        except Exception as exc:  # noqa: BLE001 - an unpicklable value or exception
-            blob = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", extra, caught))
+        sent = len(out[1]) / 2**20 if isinstance(out[1], bytes) else 0.0  # the pickled value
+        blob = pickle.dumps((*out, grown + orphaned + sent, caught), protocol=5)
         view = memoryview(blob)
         while view:
             view = view[os.write(pipe, view) :]
         code = 0
     finally:
         os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """Have Linux kill this child when its parent dies (no orphan left running)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call
+        os._exit(1)

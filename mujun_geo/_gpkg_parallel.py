@@ -75,8 +75,11 @@ def merge_layers(side: Path, into: Path, names: Sequence[str]) -> None:
         con.execute("BEGIN IMMEDIATE")
         try:
             _merge(con, list(names))
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a layout this merge does not expect
+                msg = f"SQLite refused the copy: {exc}"
+                raise MergeUnsupported(msg) from exc
             raise
         con.execute("COMMIT")
         con.execute("DETACH DATABASE side")
@@ -105,6 +108,14 @@ def _merge(con: sqlite3.Connection, names: list[str]) -> None:
             )
             if f"rtree_{layer}_{column}".lower() in side_tables
         ]
+        indexed = con.execute(
+            "SELECT count(*) FROM side.gpkg_extensions WHERE lower(table_name) = lower(?) "
+            "AND extension_name = 'gpkg_rtree_index'",
+            (layer,),
+        ).fetchone()[0] if "gpkg_extensions" in side_tables else 0  # fmt: skip
+        if indexed != len(rtrees):
+            msg = f"layer {layer}: {indexed} spatial index(es) registered, {len(rtrees)} found"
+            raise MergeUnsupported(msg)
         extra = [
             sql for kind, _, table, sql in side
             if kind in ("index", "trigger") and sql and table.lower() == layer.lower()
@@ -133,11 +144,15 @@ def _merge(con: sqlite3.Connection, names: list[str]) -> None:
             con.execute(side_tables[table])
     # reference systems: add the missing ones, refuse a differing definition
     main_srs = dict(con.execute("SELECT srs_id, definition FROM main.gpkg_spatial_ref_sys"))
-    for row in con.execute("SELECT * FROM side.gpkg_spatial_ref_sys").fetchall():
-        srs_id, definition = row[1], row[4]
+    side_srs = con.execute("SELECT srs_id, definition FROM side.gpkg_spatial_ref_sys")
+    for srs_id, definition in side_srs.fetchall():
         if srs_id not in main_srs:
-            marks = ", ".join("?" * len(row))
-            con.execute(f"INSERT INTO main.gpkg_spatial_ref_sys VALUES ({marks})", row)
+            # (the same columns in both files, or SQLite refuses and nothing is merged)
+            con.execute(
+                "INSERT INTO main.gpkg_spatial_ref_sys SELECT * FROM side.gpkg_spatial_ref_sys "
+                "WHERE srs_id = ?",
+                (srs_id,),
+            )
         elif main_srs[srs_id] != definition:
             msg = f"spatial reference system {srs_id} differs between the files"
             raise MergeUnsupported(msg)

@@ -1,8 +1,11 @@
 """Write a run's layers to one GeoPackage, atomically.
 
 All layers go into a temporary file beside the target, which replaces the target only
-when every layer is written; a failed run leaves an existing output as it was. An
-existing output is never replaced unless ``overwrite=True``.
+when every layer is written; a failed run leaves an existing output as it was, and no
+temporary file. An existing output is never replaced unless ``overwrite=True``. On Linux
+a large run is written by two processes: a forked child writes the largest layer while
+this process writes the others into a side file, merged into the temporary file at the
+end (:func:`write_geopackage`); the file is the one a single process writes.
 
 Examples
 --------
@@ -19,6 +22,7 @@ mujun_geo.export.OutputExistsError: ...run.gpkg exists; pass --overwrite (overwr
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
@@ -218,25 +222,23 @@ def write_geopackage(
     path = check_writable(path, overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = atomic_path(path)
-    tmp.unlink(missing_ok=True)
+    _remove(tmp)
     try:
         with _gdal_config(_TEMP_FILE_SQLITE):
             views = dict(subsets or {})
             offload = _offloaded_layer(layers, views) if can_fork() else None
-            if offload is None:
+            if offload is None or not _write_two_processes(layers, tmp, views, offload):
                 bases = {v.base for v in views.values()}
                 written: dict[str, pd.DataFrame] = {}
                 for name, frame in layers.items():
                     view = views.get(name)
                     _write_one(name, frame, tmp, view=view, written=written, keep=name in bases)
-            else:
-                _write_two_processes(layers, tmp, views, offload)
         if postprocess is not None:
             postprocess(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
     logger.info("wrote %s (%d layers)", path, len(layers))
     return path
 
@@ -312,9 +314,20 @@ def _offloaded_layer(
     return name
 
 
+def _remove(path: Path) -> None:
+    """Delete ``path`` and the temporary R-tree databases GDAL keeps beside it while writing.
+
+    (GDAL ≥ 3.7 builds a layer's R-tree in ``<file>.tmp_rtree_<layer>.db``; a writer
+    stopped midway leaves it behind.)
+    """
+    path.unlink(missing_ok=True)
+    for leftover in path.parent.glob(glob.escape(path.name) + ".tmp_rtree_*"):
+        leftover.unlink(missing_ok=True)
+
+
 def _write_two_processes(
     layers: Mapping[str, pd.DataFrame], tmp: Path, views: Mapping[str, SubsetView], offload: str
-) -> None:
+) -> bool:
     """Write ``layers`` into ``tmp`` as :func:`write_geopackage` does, with a second process.
 
     A forked child writes layer ``offload`` into ``tmp`` while this process writes the
@@ -324,10 +337,12 @@ def _write_two_processes(
     ``layers`` is a table, as when written alone), and ``gpkg_contents`` is put in the
     order of ``layers``. At 1,000,000 parcels the export took 11.4–13.1 s against
     18.8–24.8 s in one process (docs/BENCHMARKS.md). Should the merge meet anything it
-    does not copy, this process writes those layers into ``tmp`` itself.
+    does not copy, this process writes those layers into ``tmp`` itself; should the child
+    die (killed for memory, say), it writes the child's layer. Returns False, with
+    nothing written, when no child process can be started.
     """
     side = tmp.with_name(f"{tmp.stem}-side{tmp.suffix}")
-    side.unlink(missing_ok=True)
+    _remove(side)
     position = {name: i for i, name in enumerate(layers)}
     written: dict[str, pd.DataFrame] = {}
     bases = {v.base for v in views.values()}
@@ -336,9 +351,13 @@ def _write_two_processes(
         written[offload] = data
     on_side: list[str] = []
     try:
-        child = ForkedCall(
-            lambda: _write_layer(data, tmp, offload), label=f"writing layer {offload}"
-        )
+        try:
+            child = ForkedCall(
+                lambda: _write_layer(data, tmp, offload), label=f"writing layer {offload}"
+            )
+        except OSError as exc:  # no memory or process slot for a child
+            logger.info("no child process (%s): writing in one process", exc)
+            return False
         try:
             for name, frame in layers.items():
                 if name == offload or name in views:
@@ -357,7 +376,12 @@ def _write_two_processes(
                 )
                 for n in later
             ]
-            child.result()
+            try:
+                child.result()
+            except ChildProcessError as exc:
+                logger.warning("%s; writing layer %s in this process", exc, offload)
+                _remove(tmp)
+                _write_layer(data, tmp, offload)
         except BaseException:
             child.kill()  # (nothing left to stop once its result is in)
             raise
@@ -377,7 +401,8 @@ def _write_two_processes(
             written.update(earlier)  # a view written as a table may be a base itself
         order_layers(tmp, list(layers))
     finally:
-        side.unlink(missing_ok=True)
+        _remove(side)
+    return True
 
 
 def _write_layer(data: pd.DataFrame, path: Path, name: str) -> None:

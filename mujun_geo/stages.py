@@ -199,14 +199,17 @@ def _run(
     if buildings is not None and until is None and engine.background_buildings:
         # the ancillary caps need the grades: redone with land.ancillary_caps afterwards
         if can_fork() and engine.fork_buildings:
-            background = ForkedCall(
-                lambda: _floor_area_beside(
-                    engine.building_metrics, parcels, buildings, lopts, own_geometries=False
-                ),
-                label="floor area of the buildings",
-                nice=NICE,
-            )
-        else:
+            try:
+                background = ForkedCall(
+                    lambda: _floor_area_beside(
+                        engine.building_metrics, parcels, buildings, lopts, own_geometries=False
+                    ),
+                    label="floor area of the buildings",
+                    nice=NICE,
+                )
+            except OSError as exc:  # no memory or process slot for a child: a thread
+                logger.info("no child process for the floor area (%s)", exc)
+        if background is None:
             background = pool.submit(
                 _floor_area_beside, engine.building_metrics, parcels, buildings, lopts
             )
@@ -296,7 +299,13 @@ def _stages(
     if buildings is not None:
         with _timed("buildings", timings, progress, "容积率与建筑系数 floor area, FAR, coverage"):
             if background is not None:
-                bm, timings["buildings_background"] = background.result()
+                try:
+                    bm, timings["buildings_background"] = background.result()
+                except ChildProcessError as exc:  # (killed for memory, say): here, then
+                    logger.warning("%s; the floor area is worked out in this process", exc)
+                    bm, timings["buildings_background"] = _floor_area_beside(
+                        engine.building_metrics, parcels, buildings, lopts
+                    )
                 bm = land.ancillary_caps(parcel_out, bm)
             else:
                 bm = engine.building_metrics(parcel_out, buildings, **_building_options(lopts))

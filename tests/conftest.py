@@ -34,6 +34,10 @@ def same_geopackage():
     return assert_same_geopackage
 
 
+def _quoted(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
 #: Columns that record when a file was written.
 _TIMESTAMPS = {"last_change", "update_time"}
 
@@ -51,9 +55,9 @@ def assert_same_geopackage(a: Path, b: Path) -> None:
     assert sorted(rows(a, schema), key=str) == sorted(rows(b, schema), key=str)
     tables = {r[0] for r in rows(a, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     for table in sorted(tables):  # R-trees and their shadow tables too
-        columns = [r[1] for r in rows(a, f'PRAGMA table_info("{table}")')]
-        kept = ", ".join(f'"{c}"' for c in columns if c not in _TIMESTAMPS)
-        sql = f'SELECT {kept} FROM "{table}"'
+        columns = [r[1] for r in rows(a, f"PRAGMA table_info({_quoted(table)})")]
+        kept = ", ".join(_quoted(c) for c in columns if c not in _TIMESTAMPS)
+        sql = f"SELECT {kept} FROM {_quoted(table)}"
         if table == "gpkg_contents":  # in the same order: GDAL lists the layers in it
             assert rows(a, sql + " ORDER BY rowid") == rows(b, sql + " ORDER BY rowid")
         else:

@@ -16,7 +16,6 @@ import pyogrio
 import shapely
 
 import mujun_geo.export as export
-from mujun_geo._errors import MujunGeoError
 from mujun_geo._fork import can_fork
 from mujun_geo._gpkg_parallel import MergeUnsupported, merge_layers
 from mujun_geo.export import SubsetView, write_geopackage
@@ -82,9 +81,10 @@ def test_two_processes_write_the_file_one_process_writes(
     layers, subsets = run_layers
     one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
                  monkeypatch=monkeypatch)  # fmt: skip
-    with caplog.at_level(logging.INFO, logger="mujun_geo._fork"):
+    with caplog.at_level(logging.INFO):
         two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
                      monkeypatch=monkeypatch)  # fmt: skip
+    assert "not merged" not in caplog.text  # the side file was merged, not written again
     # the child wrote the layer with the most cells, and said what memory it took
     done = [r for r in caplog.records if hasattr(r, "child_extra_mb")]
     assert [r.getMessage().split(" done")[0] for r in done] == ["writing layer parcels"]
@@ -121,26 +121,64 @@ def test_layer_to_offload_is_the_largest_table_above_the_limits(run_layers, monk
     assert export._offloaded_layer(layers, subsets) is None
 
 
-def test_child_failure_is_an_error_and_leaves_no_file(tmp_path, run_layers, monkeypatch):
+def test_a_failed_child_leaves_its_layer_to_this_process(
+    tmp_path, run_layers, monkeypatch, caplog, same_geopackage
+):
     layers, subsets = run_layers
     parent = os.getpid()
     write_layer = export._write_layer
 
     def failing_in_child(data, path, name):
         if name == "parcels" and os.getpid() != parent:
+            os.kill(os.getpid(), 9)  # as the kernel does when memory runs out
+        return write_layer(data, path, name)
+
+    one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
+                 monkeypatch=monkeypatch)  # fmt: skip
+    monkeypatch.setattr(export, "_write_layer", failing_in_child)
+    with caplog.at_level(logging.WARNING, logger="mujun_geo.export"):
+        two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
+                     monkeypatch=monkeypatch)  # fmt: skip
+    assert "signal 9" in caplog.text and "writing layer parcels in this process" in caplog.text
+    same_geopackage(two, one)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.gpkg", "two.gpkg"]
+
+
+def test_a_write_failing_everywhere_is_an_error_and_leaves_no_file(
+    tmp_path, run_layers, monkeypatch
+):
+    layers, subsets = run_layers
+    write_layer = export._write_layer
+
+    def disk_full(data, path, name):
+        if name == "parcels":
+            # as GDAL leaves it when stopped midway: the R-tree's temporary database
+            Path(f"{path}.tmp_rtree_parcels.db").write_bytes(b"partial")
             raise OSError("No space left on device")
         return write_layer(data, path, name)
 
-    monkeypatch.setattr(export, "_write_layer", failing_in_child)
+    monkeypatch.setattr(export, "_write_layer", disk_full)
     old = _write({"rejects": layers["rejects"]}, tmp_path / "out.gpkg", processes=1,
                  monkeypatch=monkeypatch)  # fmt: skip
     before = old.read_bytes()
-    with pytest.raises(
-        MujunGeoError, match="layer parcels in a child process failed: OSError: No space"
-    ):
+    with pytest.raises(OSError, match="No space left on device"):
         _write(layers, old, processes=2, subsets=subsets, overwrite=True, monkeypatch=monkeypatch)
     assert old.read_bytes() == before  # the previous output stays
-    assert [p.name for p in tmp_path.iterdir()] == ["out.gpkg"]  # no partial or side file
+    assert [p.name for p in tmp_path.iterdir()] == ["out.gpkg"]  # no partial, side or R-tree file
+
+
+def test_no_child_process_means_one_writer(tmp_path, run_layers, monkeypatch, same_geopackage):
+    layers, subsets = run_layers
+    one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
+                 monkeypatch=monkeypatch)  # fmt: skip
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
+                 monkeypatch=monkeypatch)  # fmt: skip
+    same_geopackage(two, one)
 
 
 def test_parent_failure_stops_the_child(tmp_path, run_layers, monkeypatch):
@@ -205,3 +243,29 @@ def test_merge_refuses_a_layer_in_both_files_and_changes_nothing(tmp_path, run_l
     with pytest.raises(MergeUnsupported, match="side file table notes"):
         merge_layers(side, fresh, ["enterprises"])
     assert [n for n, _ in pyogrio.list_layers(fresh)] == ["matches"]
+
+
+def test_awkward_names_and_a_view_before_its_base(
+    tmp_path, run_layers, monkeypatch, same_geopackage, gpkg_rows
+):
+    layers, _ = run_layers
+    parcels = layers["parcels"]
+    odd = {
+        "早 view": parcels[parcels["lowland"] == 1].reset_index(drop=True),  # before its base
+        'Parcels "2022"': parcels,
+        "firms'": layers["enterprises"],
+        "Matches": layers["matches"],
+        "later view": parcels[parcels["lowland"] == 1].reset_index(drop=True),
+    }
+    views = {
+        "早 view": SubsetView('Parcels "2022"', "lowland", 1),
+        "later view": SubsetView('Parcels "2022"', "lowland", 1),
+    }
+    one = _write(odd, tmp_path / "one.gpkg", processes=1, subsets=views, monkeypatch=monkeypatch)
+    two = _write(odd, tmp_path / "two.gpkg", processes=2, subsets=views, monkeypatch=monkeypatch)
+    same_geopackage(two, one)
+    kinds = dict(
+        gpkg_rows(two, "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view')")
+    )
+    kinds = {k: v for k, v in kinds.items() if k.endswith("view")}
+    assert kinds == {"早 view": "table", "later view": "view"}  # as one process writes them

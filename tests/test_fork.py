@@ -30,7 +30,7 @@ def test_value_and_warnings_come_back():
     assert call.seconds > 0 and call.pid is None
 
 
-def test_errors_come_back_as_mujun_errors():
+def test_errors_come_back_data_errors_as_they_are_bugs_with_their_traceback():
     def data_error():
         raise SchemaError("`floors` must be numeric")
 
@@ -40,14 +40,45 @@ def test_errors_come_back_as_mujun_errors():
     def bug():
         return {}["missing"]
 
-    with pytest.raises(MujunGeoError, match="floor area in a child process failed: KeyError"):
+    with pytest.raises(ChildProcessError, match="floor area in a child process failed") as info:
         ForkedCall(bug, label="floor area").result()
+    assert "Traceback" in str(info.value) and "KeyError: 'missing'" in str(info.value)
+    assert not isinstance(info.value, MujunGeoError)  # not shown to the user as bad input
 
     def vanish():
         os._exit(3)
 
-    with pytest.raises(MujunGeoError, match="floor area in a child process failed: exit code 3"):
+    with pytest.raises(
+        ChildProcessError, match="floor area in a child process failed: exit code 3"
+    ):
         ForkedCall(vanish, label="floor area").result()
+
+    def killed():
+        os.kill(os.getpid(), 9)
+
+    with pytest.raises(ChildProcessError, match="signal 9 .out of memory"):
+        ForkedCall(killed, label="floor area").result()
+
+
+def test_big_values_cross_the_pipe():
+    value = ForkedCall(lambda: np.arange(10_000_000), label="big").result()  # 80 MB
+    assert value[-1] == 9_999_999 and len(value) == 10_000_000
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("MUJUN_GEO_FORK", "0")
+    assert not can_fork()
+
+
+def test_no_child_when_fork_fails(monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        ForkedCall(lambda: 1, label="x")
+    assert len(os.listdir("/proc/self/fd")) == before  # the pipe is closed again
 
 
 def test_memory_the_child_adds_is_measured():
@@ -71,6 +102,8 @@ def test_kill_stops_a_running_child():
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped: no such process
     call.kill()  # twice is harmless
+    with pytest.raises(MujunGeoError, match="stopped"):
+        call.result()
 
 
 def test_child_runs_lower_when_asked():
