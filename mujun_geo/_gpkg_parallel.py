@@ -66,8 +66,9 @@ def merge_layers(side: Path, into: Path, names: Sequence[str]) -> None:
     then the layer's rows of the GeoPackage tables (contents, geometry columns,
     extensions, feature count) and any spatial reference system ``into`` lacks. One
     transaction: on :class:`MergeUnsupported` (an object of the same name in ``into``,
-    a reference system defined differently, rows in a table not listed in ``_KNOWN``)
-    nothing is changed and the caller writes those layers itself.
+    a reference system defined differently, rows in a table not listed in ``_KNOWN``, a
+    registered R-tree not found, any error SQLite raises) nothing is changed and the
+    caller writes those layers itself.
     """
     con = connect_temporary(into)
     try:

@@ -167,20 +167,6 @@ def test_a_write_failing_everywhere_is_an_error_and_leaves_no_file(
     assert [p.name for p in tmp_path.iterdir()] == ["out.gpkg"]  # no partial, side or R-tree file
 
 
-def test_no_child_process_means_one_writer(tmp_path, run_layers, monkeypatch, same_geopackage):
-    layers, subsets = run_layers
-    one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
-                 monkeypatch=monkeypatch)  # fmt: skip
-
-    def no_fork():
-        raise BlockingIOError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
-    two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
-                 monkeypatch=monkeypatch)  # fmt: skip
-    same_geopackage(two, one)
-
-
 def test_parent_failure_stops_the_child(tmp_path, run_layers, monkeypatch):
     layers, subsets = run_layers
     children = []
@@ -206,15 +192,20 @@ def test_parent_failure_stops_the_child(tmp_path, run_layers, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_merge_refusal_falls_back_to_one_writer(tmp_path, run_layers, monkeypatch, same_geopackage):
+@pytest.mark.parametrize("broken", ["fork", "merge"])
+def test_no_child_or_no_merge_means_one_writer(
+    broken, tmp_path, run_layers, monkeypatch, same_geopackage
+):
     layers, subsets = run_layers
     one = _write(layers, tmp_path / "one.gpkg", processes=1, subsets=subsets,
                  monkeypatch=monkeypatch)  # fmt: skip
 
-    def refuse(side, into, names):
-        raise MergeUnsupported("test")
+    def fail(*args):
+        if broken == "fork":  # no memory or process slot for a child
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        raise MergeUnsupported("test")  # the side file holds something unexpected
 
-    monkeypatch.setattr(export, "merge_layers", refuse)
+    monkeypatch.setattr(*((os, "fork") if broken == "fork" else (export, "merge_layers")), fail)
     two = _write(layers, tmp_path / "two.gpkg", processes=2, subsets=subsets,
                  monkeypatch=monkeypatch)  # fmt: skip
     same_geopackage(two, one)
