@@ -148,7 +148,7 @@ class ForkedCall:
             if code < 0:
                 why = f"killed by signal {-code}"
                 if -code == signal.SIGKILL:
-                    why += " (out of memory? MUJUN_GEO_FORK=0 keeps the work in one process)"
+                    why += f" (out of memory? {SWITCH}=0 keeps the work in one process)"
             msg = f"{self.label} in a child process failed: {why}"
             raise ChildProcessError(msg)
         kind, payload, extra_mb, caught = pickle.loads(blob)
