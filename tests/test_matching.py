@@ -1008,25 +1008,26 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
 
 
 @pytest.mark.parametrize(
-    ("max_distance", "max_pairs", "pass_min"),
-    # unlimited: one pass then the tree; passes down to one point (then the tree for the
-    # farthest); passes stopped by the pair cap; the tree for all
+    ("max_distance", "max_pairs", "max_radius"),
+    # unlimited: passes up to 4 km then query_nearest for the farthest; passes down to the
+    # last point; passes stopped by the pair cap; query_nearest for all
     [
         (0.0, None, None),
         (7.5, None, None),
         (50.0, None, None),
         (None, None, None),
-        (None, None, 1),
-        (None, 40_000, 1),
-        (None, 100, 1),
+        (None, None, 1e6),
+        (None, 40_000, 1e6),
+        (None, 100, 1e6),
     ],
 )
 def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
-    monkeypatch, max_distance, max_pairs, pass_min
+    monkeypatch, max_distance, max_pairs, max_radius
 ):
     # the finite-distance path pairs the points' squares with parcel envelopes and then
-    # measures; triangles and rotated shapes have envelopes far larger than themselves,
-    # and points on the mid-line of two parcels are exact ties
+    # measures, skipping pairs whose envelope bound exceeds a point's best distance;
+    # triangles have envelopes far larger than themselves, and points on the mid-line of
+    # two parcels are exact ties
     import shapely
 
     from mujun_geo import _match_rules as R
@@ -1048,9 +1049,8 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     pts = shapely.points(np.vstack([near, far, ties]))
     if max_pairs:
         monkeypatch.setattr(R, "_MAX_PAIRS", max_pairs)
-    if pass_min:
-        monkeypatch.setattr(R, "_PASS_MIN", pass_min)
-        monkeypatch.setattr(R, "_MAX_RADIUS", 1e6)
+    if max_radius:
+        monkeypatch.setattr(R, "_MAX_RADIUS", max_radius)
     fi, pj, d = R.ParcelIndex(p, info).nearest(pts, max_distance)
     ind = np.flatnonzero(info["industrial"])
     tree = shapely.STRtree(geoms[ind])
@@ -1123,6 +1123,31 @@ def test_parcel_index_nearest_skips_missing_points_and_caps_pairs(monkeypatch):
     many = shapely.points(np.c_[np.full(40, X0 + 250.0), np.full(40, Y0 + 2.0)])
     assert ix._within(many, 300.0, max_pairs=100) is None
     assert ix._within(many, 300.0, max_pairs=10_000)[0].tolist() == list(range(40))
+
+
+def test_parcel_index_nearest_measures_only_pairs_its_envelope_bound_allows(monkeypatch):
+    # the point (50, 50) lies in the triangle's envelope (bound 0) but 40 / sqrt(2) m from
+    # it; the square east of it is 5 m away (bound 5); the far square's bound, 40 m, exceeds
+    # the triangle's 28.3 m, so GEOS never measures it
+    import shapely
+
+    from mujun_geo import _match_rules as R
+
+    measured = []
+    real = R._threaded
+
+    def spy(fn, a, b, **kwargs):
+        measured.append(len(a))
+        return real(fn, a, b, **kwargs)
+
+    monkeypatch.setattr(R, "_threaded", spy)
+    tri = shapely.Polygon([(X0, Y0), (X0 + 60, Y0), (X0, Y0 + 60)])
+    p = gpd.GeoDataFrame(geometry=[tri, sq(55, 48, 10, 10), sq(90, 45, 10, 10)], crs=CRS)
+    info = pd.DataFrame({"industrial": True, "has_geom": True}, index=range(3))
+    fi, pj, d = R.ParcelIndex(p, info).nearest(np.array([pt(50, 50)]), 50.0)
+    assert (fi.tolist(), pj.tolist(), d.tolist()) == ([0], [1], [5.0])
+    assert measured == [1, 1]  # the triangle first (smallest bound), then the near square
+    assert shapely.distance(pt(50, 50), tri) == pytest.approx(40 / np.sqrt(2))
 
 
 def test_join_on_text_equals_pandas_merge():
