@@ -548,13 +548,14 @@ class ParcelIndex:
     def nearest(self, pts: np.ndarray, max_distance: float | None) -> tuple:
         """Nearest industrial parcels, ties included: (point position, parcel position, m).
 
-        Sorted by point, then parcel. The points' squares of side 2 × `max_distance` are
-        paired with the industrial parcels whose envelopes they meet, and the distances of
-        those pairs decide (see :meth:`_within`). Without a limit the same search runs with
-        growing squares (250 m, 500 m, 1 km, ...) on the points still without a parcel,
-        while the pairs it would measure stay few, on a tree of the industrial parcels built
-        once for all passes; the rest go to that tree's ``query_nearest``, which is slow for
-        points far from every parcel (it measures many parcels of about the same distance).
+        Sorted by point, then parcel. Within a finite `max_distance` no parcel tree is
+        built: the points' squares of side 2 × `max_distance` go in a small tree, the
+        industrial parcels query it (envelope overlap), and the distances of those pairs
+        decide (4× faster than ``query_nearest`` on a tree of the parcels at 1,000,000
+        parcels; the same pairs and distances). Without a limit the same search runs with
+        growing squares (250 m, 500 m, 1 km, ...) on the points still without a parcel, while
+        the pairs it would measure stay few; the rest go to ``query_nearest`` on a tree of
+        the industrial parcels.
         """
         pts = np.asarray(pts, dtype=object)
         none = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float)
@@ -574,10 +575,13 @@ class ParcelIndex:
         parts = []
         todo = np.arange(len(pts))
         r, density = _FIRST_RADIUS, self._density()
-        self._parcel_tree()  # for every pass and query_nearest
-        # passes while they pay: a bounded square, few pairs expected (the estimate
-        # assumes evenly spread parcels; `_within` stops at the real count)
-        while len(todo) and r <= _MAX_RADIUS and len(todo) * density * (2 * r) ** 2 <= _MAX_PAIRS:
+        # passes while they pay: enough points left, a bounded square, few pairs expected
+        # (the estimate assumes evenly spread parcels; `_within` stops at the real count)
+        while (
+            len(todo) >= _PASS_MIN
+            and r <= _MAX_RADIUS
+            and len(todo) * density * (2 * r) ** 2 <= _MAX_PAIRS
+        ):
             found = self._within(pts[todo], r, max_pairs=_MAX_PAIRS)
             if found is None:
                 break
@@ -587,7 +591,9 @@ class ParcelIndex:
             left[i] = False
             todo, r = todo[left], 2 * r
         if len(todo):
-            ptree = self._parcel_tree()
+            if self._tree is None:
+                self._tree = STRtree(self._ind_geoms)
+            ptree = self._tree
             q0, q1, dist = _blockwise(
                 lambda g: ptree.query_nearest(g, return_distance=True, all_matches=True),
                 ptree,
@@ -604,13 +610,6 @@ class ParcelIndex:
         order = lex_order(i, k, self.n_industrial)
         return i[order], self._ind[k[order]], dist[order]
 
-    def _parcel_tree(self) -> STRtree:
-        """The STRtree of the industrial parcels, built on first use and then kept."""
-        if self._tree is None:
-            self._tree = STRtree(self._ind_geoms)
-            self._tree.query(self._ind_geoms[:1])  # GEOS builds it here, not in a thread
-        return self._tree
-
     def _density(self) -> float:
         """Industrial parcels per square metre of their bounding box (at least one box)."""
         x0, y0, x1, y1 = shapely.total_bounds(self._ind_geoms)
@@ -620,53 +619,38 @@ class ParcelIndex:
         """(point, industrial position, m) of each point's nearest industrial parcels ≤ `r`.
 
         Ties included (they share one distance); sorted by point, then industrial position
-        (the parcel order of the industrial subset follows the parcel order).
-
-        Candidates are the pairs whose envelopes meet: the points' squares of half-side `r`
-        query the industrial parcels' tree when it exists or `max_pairs` is given; otherwise
-        the squares go in a small tree that every industrial parcel queries, on
-        :attr:`threads` threads. That costs no tree of the parcels, whose building holds the
-        GIL (0.3 s at 1,000,000 parcels), so a single search within a fixed distance is
-        faster that way; the unlimited search builds the tree once for all its passes. With
-        `max_pairs`, the points query in blocks and None is returned as soon as more pairs
+        (the parcel order of the industrial subset follows the parcel order). With `max_pairs`,
+        the parcels query in blocks and None is returned as soon as more candidate pairs
         than that are found (clustered parcels), so memory stays bounded.
-
-        A pair's distance is at least the point's distance to the parcel's envelope. GEOS
-        measures first, for each point, the pair with the smallest such bound; then only
-        the pairs whose bound does not exceed that distance, since only they can be nearer
-        or tie. At 1,000,000 parcels that is 104,000 distances instead of 238,000 for the
-        50 m search, and 16,000 instead of 180,000 for the 250 m pass.
         """
-        g = self._ind_geoms
         x, y = shapely.get_x(pts), shapely.get_y(pts)
-        if self._tree is None and max_pairs is None:
-            squares = STRtree(shapely.box(x - r, y - r, x + r, y + r))
-            k, i = _blockwise(lambda q: squares.query(q), squares, g, threads=self.threads)
+        tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
+        g = self._ind_geoms
+        if max_pairs is None:
+            k, i = _blockwise(lambda q: tree.query(q), tree, g, threads=self.threads)
         else:
-            tree = self._parcel_tree()
-            step = len(pts) if max_pairs is None else _QUERY_BLOCK
-            found, total = [], 0
-            for lo in range(0, len(pts), max(step, 1)):
-                sl = slice(lo, lo + step)
-                boxes = shapely.box(x[sl] - r, y[sl] - r, x[sl] + r, y[sl] + r)
-                ib, kb = _blockwise(lambda q: tree.query(q), tree, boxes, threads=self.threads)
-                total += len(ib)
-                if max_pairs is not None and total > max_pairs:
+            ks, is_, total = [], [], 0
+            for lo in range(0, len(g), _QUERY_BLOCK):
+                block = g[lo : lo + _QUERY_BLOCK]
+                kb, ib = _blockwise(lambda q: tree.query(q), tree, block, threads=self.threads)
+                total += len(kb)
+                if total > max_pairs:
                     return None
-                found.append((ib + lo, kb))
-            i = np.concatenate([f[0] for f in found]) if found else np.empty(0, np.int64)
-            k = np.concatenate([f[1] for f in found]) if found else np.empty(0, np.int64)
-        if not (np.diff(k) >= 0).all():
-            # in parcel order: GEOS then reads the parcels in memory order (10-20 % faster)
-            order = np.argsort(k, kind="stable")
-            i, k = i[order], k[order]
+                ks.append(kb + lo)
+                is_.append(ib)
+            k, i = np.concatenate(ks), np.concatenate(is_)
+        # A pair's distance is at least the point's distance to the parcel's envelope. GEOS
+        # measures first, for each point, the pairs with the smallest such bound; then only
+        # the pairs whose bound does not exceed that distance, since only they can be nearer
+        # or tie (the slack keeps a pair whose bound and distance are 1 ulp apart). At 1M
+        # parcels: 104,000 distances instead of 238,000 in the 50 m search, 16,000 instead
+        # of 180,000 in the 250 m pass of the unlimited one.
         b = shapely.bounds(g[k])
         px, py = x[i], y[i]
         low = np.hypot(
             np.maximum(np.maximum(b[:, 0] - px, px - b[:, 2]), 0.0),
             np.maximum(np.maximum(b[:, 1] - py, py - b[:, 3]), 0.0),
         )
-        # the slack keeps a pair whose bound and distance are rounded 1 ulp apart
         near = np.flatnonzero(low <= r * _BOUND_SLACK)
         i, k, low = i[near], k[near], low[near]
         lowest = np.full(len(pts), np.inf)
@@ -681,13 +665,15 @@ class ParcelIndex:
         rest = np.flatnonzero(more)
         if len(rest):
             dist[rest] = _threaded(shapely.distance, pts[i[rest]], g[k[rest]], threads=self.threads)
-        ok = np.flatnonzero(dist <= r)
-        # pairs in parcel order: a stable sort by point gives point, then parcel
+        ok = dist <= r
         i, k, dist = i[ok], k[ok], dist[ok]
-        order = np.argsort(i, kind="stable")
-        i, k, dist = i[order], k[order], dist[order]
         if not len(i):
             return i, k, dist
+        # the tree answers parcel by parcel: a stable sort by point keeps each point's
+        # parcels in order, and the kept ties share one distance (no sort on it needed)
+        by_k = bool((np.diff(k) >= 0).all())
+        order = np.argsort(i, kind="stable") if by_k else np.lexsort((k, i))
+        i, k, dist = i[order], k[order], dist[order]
         starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
         best = np.minimum.reduceat(dist, starts)  # each point's smallest distance
         keep = dist == np.repeat(best, np.diff(np.r_[starts, len(i)]))
@@ -696,11 +682,13 @@ class ParcelIndex:
 
 #: First square half-side of the unlimited nearest search (m); each further pass × 2.
 _FIRST_RADIUS = 250.0
-#: A pass of the unlimited nearest search runs while it measures at most this many pairs
-#: and has a square half-side of at most `_MAX_RADIUS` m.
+#: A pass of the unlimited nearest search runs while it measures at most this many pairs,
+#: has at least `_PASS_MIN` points and a square half-side of at most `_MAX_RADIUS` m (a pass
+#: queries every industrial parcel: for few or far points the parcel tree is cheaper).
 _MAX_PAIRS = 1_000_000
+_PASS_MIN = 100
 _MAX_RADIUS = 4_000.0
-#: Points per block when a pass counts its candidate pairs.
+#: Industrial parcels per block when a pass counts its candidate pairs.
 _QUERY_BLOCK = 200_000
 #: Relative slack of the envelope lower bound in :meth:`ParcelIndex._within`.
 _BOUND_SLACK = 1.0 + 1e-9

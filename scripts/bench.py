@@ -473,8 +473,9 @@ def phase_compare(
         return gdf.copy(deep=True)  # no spatial index carried over between engines
 
     # the spatial core of matching (mujun_geo._match_rules.ParcelIndex): a tree over the points
-    # queried with the parcels (``covers``); for the 50 m nearest, a tree over the industrial
-    # parcels queried with the leftover points' 100 m squares, then the pairs' distances
+    # queried with the parcels (``covers``); for the 50 m nearest, a tree over the leftover
+    # points' 100 m squares queried with the industrial parcels, then the distances of the
+    # pairs that the envelope bound leaves
     pg = np.asarray(parcels.geometry.values, dtype=object)
     industrial = parcels["land_use"].isin(["0601", "0602", "0508"]).to_numpy()
     fg = np.asarray(firms.geometry.values, dtype=object)
@@ -525,7 +526,7 @@ def phase_compare(
     ours_near = "mujun ParcelIndex.nearest (as matching, 2 threads)"
 
     def nearest() -> Any:
-        # a new index each time: the industrial parcels' tree it builds is timed too
+        # a new index each time: nothing built by one run is reused by the next
         return ParcelIndex(parcels, pinfo).nearest(pts[left], 50.0)
 
     near2 = run(op, ours_near, nearest)

@@ -1008,21 +1008,21 @@ def test_parcel_index_threads_give_the_same_pairs(monkeypatch, threads):
 
 
 @pytest.mark.parametrize(
-    ("max_distance", "max_pairs", "max_radius"),
-    # unlimited: passes up to 4 km then query_nearest for the farthest; passes down to the
-    # last point; passes stopped by the pair cap; query_nearest for all
+    ("max_distance", "max_pairs", "pass_min"),
+    # unlimited: one pass then the tree; passes down to one point (then the tree for the
+    # farthest); passes stopped by the pair cap; the tree for all
     [
         (0.0, None, None),
         (7.5, None, None),
         (50.0, None, None),
         (None, None, None),
-        (None, None, 1e6),
-        (None, 40_000, 1e6),
-        (None, 100, 1e6),
+        (None, None, 1),
+        (None, 40_000, 1),
+        (None, 100, 1),
     ],
 )
 def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
-    monkeypatch, max_distance, max_pairs, max_radius
+    monkeypatch, max_distance, max_pairs, pass_min
 ):
     # the finite-distance path pairs the points' squares with parcel envelopes and then
     # measures, skipping pairs whose envelope bound exceeds a point's best distance;
@@ -1049,8 +1049,9 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     pts = shapely.points(np.vstack([near, far, ties]))
     if max_pairs:
         monkeypatch.setattr(R, "_MAX_PAIRS", max_pairs)
-    if max_radius:
-        monkeypatch.setattr(R, "_MAX_RADIUS", max_radius)
+    if pass_min:
+        monkeypatch.setattr(R, "_PASS_MIN", pass_min)
+        monkeypatch.setattr(R, "_MAX_RADIUS", 1e6)
     fi, pj, d = R.ParcelIndex(p, info).nearest(pts, max_distance)
     ind = np.flatnonzero(info["industrial"])
     tree = shapely.STRtree(geoms[ind])
