@@ -669,7 +669,8 @@ def print_run(res: dict[str, Any]) -> None:
     beside = p.get("pipeline_timings", {}).get("buildings_background")
     if beside is not None:
         print(
-            f"(floor area clipped in a thread beside matching, evaluation and land: {beside:.2f} s)"
+            "(floor area clipped beside matching, evaluation and land, in a child process or "
+            f"a thread: {beside:.2f} s)"
         )
     c = res.get("compare")
     if not c:
