@@ -1038,7 +1038,18 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     c = rng.uniform(0, 2000, (400, 2)) + [X0, Y0]
     tri = shapely.polygons(np.stack([c, c + [60, 5], c + [5, 60]], axis=1))
     sqs = [sq(3000 + 100 * k, 0, 90, 90) for k in range(5)]
-    geoms = np.concatenate([tri, np.asarray(sqs, dtype=object)])
+    # parcels with a hole (points in the hole are measured to its ring) and in two parts
+    ctr = rng.uniform(0, 2000, (60, 2)) + [X0, Y0]
+    donuts = shapely.difference(
+        shapely.box(*(ctr - 40).T, *(ctr + 40).T), shapely.box(*(ctr - 20).T, *(ctr + 20).T)
+    )
+    pairs_ = shapely.multipolygons(
+        np.stack(
+            [shapely.box(*ctr.T, *(ctr + 25).T), shapely.box(*(ctr + 55).T, *(ctr + 80).T)], axis=1
+        )
+    )
+    geoms = np.concatenate([tri, np.asarray(sqs, dtype=object), donuts[:30], pairs_[30:]])
+    assert shapely.get_num_interior_rings(donuts).min() == 1
     p = gpd.GeoDataFrame(geometry=geoms, crs=CRS)
     info = pd.DataFrame({"industrial": np.arange(len(geoms)) % 4 > 0, "has_geom": True})
     info.loc[len(tri) :, "industrial"] = True
@@ -1069,6 +1080,12 @@ def test_parcel_index_nearest_equals_query_nearest_on_odd_shapes(
     if max_distance in (7.5, 50.0):
         assert set(pj[fi == n - 2].tolist()) == {len(tri), len(tri) + 1}  # the tie keeps both
         assert len(np.unique(fi)) > 200
+    if max_distance != 0.0:  # some points lie in a hole, some answers are two-part parcels
+        first = len(tri) + len(sqs)
+        holes = shapely.box(*(ctr[:30] - 20).T, *(ctr[:30] + 20).T)
+        at = (pj >= first) & (pj < first + 30)
+        assert shapely.within(pts[fi[at]], holes[pj[at] - first]).any()
+        assert (pj >= first + 30).any()
 
 
 def test_spatial_candidates_query_in_one_thread_and_give_the_index_its_threads_back(
