@@ -47,6 +47,7 @@ __all__ = [
     "prepare_firms",
     "repeated_text",
     "prepare_parcels",
+    "region_keys",
     "sort_rows",
     "spatial_candidates",
     "split_rejected",
@@ -830,13 +831,24 @@ def _fuzzy_block(fkeys, hkeys, threshold: float, region: str) -> pd.DataFrame:
     return z
 
 
-def _isin_claimed(region: pd.Series, key: pd.Series, claimed: set) -> np.ndarray:
-    """Whether region, NUL, key (joined) is in `claimed` (text; a missing part: False)."""
-    if not claimed or not len(region):
-        return np.zeros(len(region), dtype=bool)
+def region_keys(region: pd.Series, key: pd.Series) -> pa.Array:
+    r"""``region``, NUL, ``key`` joined row by row as Arrow text (null where a part is missing).
+
+    Examples
+    --------
+    >>> region_keys(pd.Series(["330481", None]), pd.Series(["宏达", "宏达"])).to_pylist()
+    ['330481\x00宏达', None]
+    """
     r, k = _arrow_text(region), _arrow_text(key)
-    both = pc.binary_join_element_wise(r, k.cast(r.type), pa.scalar("\x00", r.type))
-    hit = pc.is_in(both, value_set=pa.array(sorted(claimed), type=r.type))
+    return pc.binary_join_element_wise(r, k.cast(r.type), pa.scalar("\x00", r.type))
+
+
+def _isin_claimed(region: pd.Series, key: pd.Series, claimed: pa.Array) -> np.ndarray:
+    """Whether region, NUL, key (:func:`region_keys`) is among `claimed` (a missing part: False)."""
+    if not len(claimed) or not len(region):
+        return np.zeros(len(region), dtype=bool)
+    both = region_keys(region, key)
+    hit = pc.is_in(both, value_set=claimed.cast(both.type))
     return np.asarray(hit.fill_null(False))
 
 

@@ -401,11 +401,11 @@ def _rules(
     name, name_rej = R.exact_name_rule(
         firms, holders, R.pairs(code["fi"], code["pj"], n_p), n_p, rej
     )
-    claimed = set(
-        pinfo["region"].iloc[name["pj"]].fillna("").to_numpy(dtype=object)
-        + "\x00"
-        + firms["key"].iloc[name["fi"]].to_numpy(dtype=object)
-    )
+    # the (county, name key) pairs an exact link took, in Arrow (a Python set of 300,000
+    # strings and its sort cost 0.35 s at province scale)
+    claimed = R.region_keys(
+        pinfo["region"].iloc[name["pj"]].fillna(""), firms["key"].iloc[name["fi"]]
+    ).drop_null()
     linked_fi = np.union1d(code["fi"], name["fi"])
     fuzzy, fuzzy_rej = R.fuzzy_rule(firms, holders, name_threshold, linked_fi, claimed, rej, n_p)
     cn = pd.concat([code, name, fuzzy], ignore_index=True)

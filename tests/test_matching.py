@@ -146,6 +146,28 @@ def test_fuzzy_name_confidence_and_counties():
     assert len(match_enterprises(f2, p).matches) == 0
 
 
+def test_fuzzy_skips_holder_names_an_exact_link_claimed():
+    # B's name is the holder's, so B takes P1 by exact name; A's name scores 92.3 against
+    # it, but a holder name claimed by an exact link is not offered to fuzzy matching (an
+    # exact link is the better evidence); A stays unmatched instead of sharing P1
+    holder = "宏达精密纺织机械制造研究所有限公司"
+    p = parcels({"parcel_id": "P1", "geometry": sq(0, 0), "holder_name": holder})
+    f = firms(
+        {"credit_code": "A", "name": "宏达精密纺织机械制造研究院有限公司"},
+        {"credit_code": "B", "name": holder},
+    )
+    res = match_enterprises(f, p)
+    assert links(res).index.tolist() == [("B", "P1")]
+    assert links(res).loc[("B", "P1"), "method"] == "name"
+    e = ent(res, f)
+    assert (e.loc["A", "match_status"], e.loc["B", "match_status"]) == ("unmatched", "matched")
+    # in another county the holder name is not claimed: A's fuzzy link stands there
+    p2 = parcels({"parcel_id": "P2", "geometry": sq(200, 0), "holder_name": holder})
+    f2 = f.assign(region_code=["330481", "330482"])
+    got = links(match_enterprises(f2, p2.assign(region_code="330481")))
+    assert got.index.tolist() == [("A", "P2")] and got.loc[("A", "P2"), "method"] == "name"
+
+
 def test_within_confidence_by_holder():
     p = parcels(
         {"parcel_id": "P1", "geometry": sq(0, 0)},  # holder unknown
@@ -1217,15 +1239,18 @@ def test_split_explode_equals_split_and_explode():
 
 
 def test_isin_claimed_equals_pandas_isin():
+    import pyarrow as pa
+
     from mujun_geo._match_rules import _isin_claimed
 
     region = pd.Series(["330481", "330481", "330482", None], dtype="string")
     key = pd.Series(["宏达", "新星", "宏达", "宏达"], dtype="string")
     claimed = {"330481\x00宏达", "330482\x00别的"}
     joined = region + "\x00" + key
-    assert _isin_claimed(region, key, claimed).tolist() == [True, False, False, False]
+    got = _isin_claimed(region, key, pa.array(sorted(claimed)))
+    assert got.tolist() == [True, False, False, False]
     assert joined.isin(claimed).fillna(False).tolist() == [True, False, False, False]
-    assert not _isin_claimed(region, key, set()).any()
+    assert not _isin_claimed(region, key, pa.array([], pa.string())).any()
 
 
 def test_fuzzy_block_keeps_the_best_holders_per_firm_like_a_pairwise_loop():
