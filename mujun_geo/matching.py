@@ -95,6 +95,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import geopandas as gpd
 import shapely
@@ -107,6 +108,7 @@ from mujun_geo._match_overrides import DECISIONS, apply_overrides, parse_overrid
 from mujun_geo._match_rules import clean_codes
 from mujun_geo._validate import Problems
 from mujun_geo.buildings import _threaded
+from mujun_geo.names import _arrow as _arrow_text
 from mujun_geo.units import m2_to_mu
 
 __all__ = [
@@ -426,16 +428,37 @@ def _rules(
     w_fi, w_pj = l_fi[w], l_pj[w]
     by_fi = np.argsort(w_fi, kind="stable")
     w_fi, w_pj = w_fi[by_fi], w_pj[by_fi]
-    cn_fi = np.unique(l_fi[np.isin(method, ["credit_code", "name"])])
-    clash = R.sorted_isin(l_fi, cn_fi) & R.sorted_isin(l_fi, w_fi)
+    cn_fi = l_fi[links["method"].isin(["credit_code", "name"]).to_numpy(dtype=bool)]
+    # `combine` sorts the links by firm: their distinct firms without np.unique's 0.15 s
+    sorted_ = bool((np.diff(cn_fi) >= 0).all())
+    cn_fi = cn_fi[np.diff(cn_fi, prepend=-1) != 0] if sorted_ else np.unique(cn_fi)
+    clash = np.flatnonzero(R.sorted_isin(l_fi, cn_fi) & R.sorted_isin(l_fi, w_fi))
     at = w_pj[np.searchsorted(w_fi, l_fi[clash])]
-    w_pid = pd.Series(R.take_text(pinfo["pid"], at).array, index=links.index[clash])
-    text = "规则冲突: 点位于宗地" + w_pid + ", 代码/名称指向其他宗地"
-    old = links.loc[clash, "review"]
-    links.loc[clash, "review"] = old + np.where(old == "", "", "; ") + text
-    links["status"] = np.where(links["review"] != "", "review", "auto")
-    rv = (links["status"] == "review").to_numpy()
-    links.loc[rv, "evidence"] = links.loc[rv, "evidence"] + "; 待审核: " + links.loc[rv, "review"]
+    # the texts of the few rows concerned, in Arrow: a masked pandas assignment to a text
+    # column rewrote all 476,000 rows (0.15 s each at province scale)
+    if len(clash):
+        review = _arrow_text(links["review"])
+        old = review.take(pa.array(clash))
+        t = old.type
+        gap = pc.if_else(pc.equal(old, ""), pa.scalar("", t), pa.scalar("; ", t))
+        pid = _arrow_text(R.take_text(pinfo["pid"], at)).cast(t)
+        head, tail = pa.scalar("规则冲突: 点位于宗地", t), pa.scalar(", 代码/名称指向其他宗地", t)
+        text = pc.binary_join_element_wise(old, gap, head, pid, tail, pa.scalar("", t))
+        review = _replace_rows(review, clash, text)
+        links["review"] = pd.Series(review, index=links.index, dtype=links["review"].dtype)
+    rv = (links["review"] != "").to_numpy(dtype=bool)
+    links["status"] = np.where(rv, "review", "auto")
+    rv = np.flatnonzero(rv)
+    if len(rv):
+        evidence = _arrow_text(links["evidence"])
+        et = evidence.type
+        joined = pc.binary_join_element_wise(
+            evidence.take(pa.array(rv)),
+            _arrow_text(links["review"]).take(pa.array(rv)).cast(et),
+            pa.scalar("; 待审核: ", et),
+        )
+        evidence = _replace_rows(evidence, rv, joined)
+        links["evidence"] = pd.Series(evidence, index=links.index, dtype=links["evidence"].dtype)
     links = apply_overrides(links, ov, pinfo)
     gone = R.combine([code_rej, name_rej, fuzzy_rej, within_rej, near_rej], n_p)
     gone = gone.assign(status="rejected", industrial=pinfo["industrial"].to_numpy()[gone["pj"]])
@@ -464,6 +487,15 @@ def _rules(
         enterprises, parcels, firms, pts, pinfo, links, per_firm, cand, ranks, max_distance,
         problems,
     )  # fmt: skip
+
+
+def _replace_rows(values: pa.Array, rows: np.ndarray, new: pa.Array) -> pa.Array:
+    """`values` with the rows at positions `rows` (ascending) replaced by `new`, in order."""
+    if not len(rows):
+        return values
+    mask = np.zeros(len(values), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(values, pa.array(mask), new.cast(values.type))
 
 
 def _attach_overrides(links: pd.DataFrame, ov: pd.DataFrame, n_p: int) -> pd.DataFrame:
