@@ -421,18 +421,17 @@ def _rules(
     links = R.combine([code, name, fuzzy, within, near], n_p)
     links["industrial"] = pinfo["industrial"].to_numpy()[links["pj"]]
     # STEP 3: a point in industrial parcel X while code/name point elsewhere -> review
-    method = links["method"].to_numpy()
     l_fi, l_pj = links["fi"].to_numpy(), links["pj"].to_numpy()
-    w = (method == "within") & links["industrial"].to_numpy()
+    w = links["method"].eq("within").to_numpy(dtype=bool) & links["industrial"].to_numpy()
     # one within link per point: the firms sorted, with the parcel each point lies in
     w_fi, w_pj = l_fi[w], l_pj[w]
     by_fi = np.argsort(w_fi, kind="stable")
     w_fi, w_pj = w_fi[by_fi], w_pj[by_fi]
-    cn_fi = l_fi[links["method"].isin(["credit_code", "name"]).to_numpy(dtype=bool)]
-    # `combine` sorts the links by firm: their distinct firms without np.unique's 0.15 s
-    sorted_ = bool((np.diff(cn_fi) >= 0).all())
-    cn_fi = cn_fi[np.diff(cn_fi, prepend=-1) != 0] if sorted_ else np.unique(cn_fi)
-    clash = np.flatnonzero(R.sorted_isin(l_fi, cn_fi) & R.sorted_isin(l_fi, w_fi))
+    # firms with a code/name link and a within link, by position marks (no sort; np.isin on
+    # the object column and np.unique took 0.14 + 0.15 s at province scale)
+    cn = links["method"].isin(["credit_code", "name"]).to_numpy(dtype=bool)
+    n_f = len(firms)
+    clash = np.flatnonzero(R.marks(l_fi[cn], n_f)[l_fi] & R.marks(w_fi, n_f)[l_fi])
     at = w_pj[np.searchsorted(w_fi, l_fi[clash])]
     # the texts of the few rows concerned are built for those rows alone, in Arrow, and put
     # in place with replace_with_mask (the column is still copied once: 0.13 s for the
