@@ -2,8 +2,8 @@
 
 Each rule works on positional arrays: ``fi`` indexes the enterprises, ``pj`` the parcels, and
 returns a *link frame* with columns :data:`LINK_COLS`. Everything is vectorised: pandas merges
-for codes and names, rapidfuzz ``cdist`` per county block for fuzzy names, one STRtree query for
-the points.
+for codes and names, rapidfuzz ``cdist`` per county block for fuzzy names, a grid scan of the
+parcel envelopes (:mod:`mujun_geo._envelope`) and GEOS tests of its pairs for the points.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import shapely
 from shapely import STRtree
 
 from mujun_geo._background import NICE
+from mujun_geo._envelope import box_points
 from mujun_geo._errors import SchemaError
 from mujun_geo._validate import Problems
 from mujun_geo.buildings import _THREAD_MIN, _THREADS, _threaded, _threaded_by_owner
@@ -516,27 +517,39 @@ class ParcelIndex:
         self._ind = np.flatnonzero(pinfo["industrial"].to_numpy() & pinfo["has_geom"].to_numpy())
         self._ind_geoms = self.geoms[self._ind]
         self._tree: STRtree | None = None  # industrial parcels; built when first needed
+        self._bounds: np.ndarray | None = None  # of every parcel; worked out when first needed
         self.n_industrial = len(self._ind)
+
+    def bounds(self) -> np.ndarray:
+        """``shapely.bounds`` of every parcel (NaN for a missing one), kept for later calls."""
+        if self._bounds is None:
+            self._bounds = _threaded(shapely.bounds, self.geoms, threads=self.threads)
+        return self._bounds
 
     def covering(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every (point position, parcel position) pair where the parcel covers the point.
 
-        Sorted by point, then parcel. A tree over the points is queried with the parcels
-        (fewer points than parcels: half the time of the parcel tree queried with the
-        points), envelopes only; then ``intersects_xy`` tests each pair, which for a point
-        is ``covers`` (boundary included). Testing the pairs unprepared is as fast as the
-        tree's ``covers`` predicate on rectangles and 10–40 % faster on parcels of some 40
-        vertices, where preparing a polygon for its one or two points costs more than the
-        test. Both steps run on :attr:`threads` threads (GEOS releases the GIL).
+        Sorted by point, then parcel. The points inside each parcel's envelope come from a
+        grid scan (:func:`mujun_geo._envelope.box_points`; at 1,000,000 parcels 0.14 s with
+        the envelopes, against 0.33 s for a tree of the points queried with the parcels);
+        then ``intersects_xy`` tests each pair, which for a point is ``covers`` (boundary
+        included). Testing the pairs unprepared is as fast as the tree's ``covers``
+        predicate on rectangles and 10–40 % faster on parcels of some 40 vertices, where
+        preparing a polygon for its one or two points costs more than the test. Every step
+        runs on :attr:`threads` threads.
         """
         pts = np.asarray(pts, dtype=object)
         if not len(pts):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        tree = STRtree(pts)
-        pj, i = _blockwise(lambda g: tree.query(g), tree, self.geoms, threads=self.threads)
-        xy = np.full((len(pts), 2), np.nan)  # by position (no pair has a missing or empty one)
         real = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
-        xy[real] = shapely.get_coordinates(pts[real])
+        if real.all():
+            xy = shapely.get_coordinates(pts)
+        else:
+            xy = np.full((len(pts), 2), np.nan)  # NaN for a missing or empty point: no pairs
+            xy[real] = shapely.get_coordinates(pts[real])
+        found = box_points(self.bounds(), xy[:, 0], xy[:, 1], threads=self.threads)
+        assert found is not None  # no pair cap, always an answer
+        pj, i = found
         # each parcel in one thread: a parcel the caller prepared builds its edge index on
         # first use, which two threads must not do at once
         hit = _threaded_by_owner(
@@ -550,10 +563,10 @@ class ParcelIndex:
         """Nearest industrial parcels, ties included: (point position, parcel position, m).
 
         Sorted by point, then parcel. Within a finite `max_distance` no parcel tree is
-        built: the points' squares of side 2 × `max_distance` go in a small tree, the
-        industrial parcels query it (envelope overlap), and the distances of those pairs
-        decide (4× faster than ``query_nearest`` on a tree of the parcels at 1,000,000
-        parcels; the same pairs and distances). Without a limit the same search runs with
+        built: a grid scan finds the points within `max_distance` of each industrial
+        parcel's envelope, and the distances of those pairs decide (the same pairs and
+        distances as ``query_nearest`` on a tree of the parcels, 0.3 s instead of 2.2 s at
+        1,000,000 parcels). Without a limit the same search runs with
         growing squares (250 m, 500 m, 1 km, ...) on the points still without a parcel, while
         the pairs it would measure stay few; the rest go to ``query_nearest`` on a tree of
         the industrial parcels.
@@ -621,32 +634,25 @@ class ParcelIndex:
 
         Ties included (they share one distance); sorted by point, then industrial position
         (the parcel order of the industrial subset follows the parcel order). With `max_pairs`,
-        the parcels query in blocks and None is returned as soon as more candidate pairs
-        than that are found (clustered parcels), so memory stays bounded.
+        the candidate pairs are counted before any is written, and None is returned when
+        there are more than that (clustered parcels), so memory stays bounded.
         """
         x, y = shapely.get_x(pts), shapely.get_y(pts)
-        tree = STRtree(shapely.box(x - r, y - r, x + r, y + r))
         g = self._ind_geoms
-        if max_pairs is None:
-            k, i = _blockwise(lambda q: tree.query(q), tree, g, threads=self.threads)
-        else:
-            ks, is_, total = [], [], 0
-            for lo in range(0, len(g), _QUERY_BLOCK):
-                block = g[lo : lo + _QUERY_BLOCK]
-                kb, ib = _blockwise(lambda q: tree.query(q), tree, block, threads=self.threads)
-                total += len(kb)
-                if total > max_pairs:
-                    return None
-                ks.append(kb + lo)
-                is_.append(ib)
-            k, i = np.concatenate(ks), np.concatenate(is_)
+        boxes = self.bounds()[self._ind]
+        found = box_points(
+            boxes, x, y, pad=r * _BOUND_SLACK, max_pairs=max_pairs, threads=self.threads
+        )
+        if found is None:
+            return None
+        k, i = found
         # A pair's distance is at least the point's distance to the parcel's envelope. GEOS
         # measures first, for each point, the pairs with the smallest such bound; then only
         # the pairs whose bound does not exceed that distance, since only they can be nearer
         # or tie (the slack keeps a pair whose bound and distance are 1 ulp apart). At 1M
         # parcels: 104,000 distances instead of 238,000 in the 50 m search, 16,000 instead
         # of 180,000 in the 250 m pass of the unlimited one.
-        b = _threaded(shapely.bounds, g[k], threads=self.threads)
+        b = boxes[k]
         px, py = x[i], y[i]
         low = np.hypot(
             np.maximum(np.maximum(b[:, 0] - px, px - b[:, 2]), 0.0),
@@ -670,7 +676,7 @@ class ParcelIndex:
         i, k, dist = i[ok], k[ok], dist[ok]
         if not len(i):
             return i, k, dist
-        # the tree answers parcel by parcel: a stable sort by point keeps each point's
+        # the pairs come parcel by parcel: a stable sort by point keeps each point's
         # parcels in order, and the kept ties share one distance (no sort on it needed)
         by_k = bool((np.diff(k) >= 0).all())
         order = np.argsort(i, kind="stable") if by_k else np.lexsort((k, i))
@@ -689,8 +695,6 @@ _FIRST_RADIUS = 250.0
 _MAX_PAIRS = 1_000_000
 _PASS_MIN = 100
 _MAX_RADIUS = 4_000.0
-#: Industrial parcels per block when a pass counts its candidate pairs.
-_QUERY_BLOCK = 200_000
 #: Relative slack of the envelope lower bound in :meth:`ParcelIndex._within`.
 _BOUND_SLACK = 1.0 + 1e-9
 

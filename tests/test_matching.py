@@ -1120,13 +1120,16 @@ def test_spatial_candidates_query_in_one_thread_and_give_the_index_its_threads_b
     from mujun_geo import _match_rules as R
 
     seen = []
-    real = R._blockwise
 
-    def spy(*args, threads, **kwargs):
-        seen.append(threads)
-        return real(*args, threads=threads, **kwargs)
+    def spy(real):
+        def spied(*args, threads, **kwargs):
+            seen.append((real.__name__, threads))
+            return real(*args, threads=threads, **kwargs)
 
-    monkeypatch.setattr(R, "_blockwise", spy)
+        return spied
+
+    for name in ("_blockwise", "box_points", "_threaded", "_threaded_by_owner"):
+        monkeypatch.setattr(R, name, spy(getattr(R, name)))
     monkeypatch.setattr(R.ParcelIndex, "threads", 2)
     p = gpd.GeoDataFrame(geometry=[sq(0, 0, 10, 10), sq(100, 0, 10, 10)], crs=CRS)
     info = pd.DataFrame({"pid": ["P1", "P2"], "industrial": True, "has_geom": True})
@@ -1134,7 +1137,14 @@ def test_spatial_candidates_query_in_one_thread_and_give_the_index_its_threads_b
     firms = pd.DataFrame({"eligible": True, "has_point": True}, index=range(3))
     pts = points([[X0 + 5, Y0 + 5], [X0 + 30, Y0 + 5], [X0 + 500, Y0]])
     cand = R.spatial_candidates(R.ParcelIndex, p, info, firms, pts, 50.0)
-    assert seen and set(seen) == {1}
+    # covering, the 50 m and the far search, each in one thread
+    assert {name for name, _ in seen} == {
+        "_blockwise",
+        "box_points",
+        "_threaded",
+        "_threaded_by_owner",
+    }
+    assert {threads for _, threads in seen} == {1}
     assert cand.index.threads == 2
     # point 0 lies in P1; point 1 is 20 m from P1; point 2 is 390 m from P2 (beyond 50 m)
     assert (cand.cover_fi.tolist(), cand.cover_pj.tolist()) == ([0], [0])
@@ -1159,7 +1169,6 @@ def test_parcel_index_nearest_skips_missing_points_and_caps_pairs(monkeypatch):
         # (251, 2) lies in parcel 25
         assert (fi.tolist(), pj.tolist(), d.tolist()) == ([1, 3], [0, 25], [295.0, 0.0])
     # a pass that meets more candidate pairs than allowed gives up (the caller uses the tree)
-    monkeypatch.setattr(R, "_QUERY_BLOCK", 7)
     many = shapely.points(np.c_[np.full(40, X0 + 250.0), np.full(40, Y0 + 2.0)])
     assert ix._within(many, 300.0, max_pairs=100) is None
     assert ix._within(many, 300.0, max_pairs=10_000)[0].tolist() == list(range(40))

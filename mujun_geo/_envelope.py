@@ -1,0 +1,193 @@
+"""Points inside boxes: the candidate step of the spatial rules, as compiled loops on a grid.
+
+:class:`mujun_geo._match_rules.ParcelIndex` asks, for every parcel envelope (grown by a
+distance for the nearest search), which points lie inside it; GEOS then tests the pairs.
+An STRtree answers that too, but it costs GEOS's per-geometry overhead for each of a million
+parcels (0.31 s for the query on two threads at 1,000,000 parcels, plus 0.12 s to build the
+points' tree, which holds the GIL). Here the points go into a uniform grid by a counting
+sort, and each box scans the grid cells it overlaps: 0.09 s for the same pairs. The loops
+are compiled by numba (``nogil``, cached on disk), so Python threads run them side by side.
+
+The boxes come from ``shapely.bounds``, which is exact (the min/max of the coordinates), so
+a point that a parcel covers is always inside the parcel's box: the pairs are a superset of
+the covering pairs, as the tree's are.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+__all__ = ["box_points"]
+
+#: Boxes below this many run in the calling thread only.
+_THREAD_MIN = 20_000
+
+
+@njit(nogil=True, cache=True)
+def _grid(x, y, x0, y0, size, nx, ny):
+    """Counting sort of the points by grid cell: (cell starts, point order, sorted x, y)."""
+    n = len(x)
+    cell = np.empty(n, np.int64)
+    starts = np.zeros(nx * ny + 1, np.int64)
+    for i in range(n):
+        if not (x[i] == x[i] and y[i] == y[i]):  # NaN: a missing or empty point
+            cell[i] = -1
+            continue
+        cx = min(int((x[i] - x0) / size), nx - 1)
+        cy = min(int((y[i] - y0) / size), ny - 1)
+        cell[i] = cy * nx + cx
+        starts[cell[i] + 1] += 1
+    for c in range(nx * ny):
+        starts[c + 1] += starts[c]
+    fill = starts[:-1].copy()
+    order = np.empty(starts[-1], np.int64)
+    sx = np.empty(starts[-1])
+    sy = np.empty(starts[-1])
+    for i in range(n):
+        c = cell[i]
+        if c >= 0:
+            k = fill[c]
+            fill[c] = k + 1
+            order[k] = i
+            sx[k] = x[i]
+            sy[k] = y[i]
+    return starts, order, sx, sy
+
+
+@njit(nogil=True, cache=True)
+def _cells(lo, hi, origin, size, n):
+    """First and last grid index that [lo, hi] overlaps (last < first: none)."""
+    a = (lo - origin) / size
+    b = (hi - origin) / size
+    first = int(min(a, float(n))) if a > 0.0 else 0  # min: no int overflow far away
+    last = int(min(b, n - 1.0)) if b >= 0.0 else -1
+    return first, last
+
+
+@njit(nogil=True, cache=True)
+def _scan(boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets, base, out_box, out_pt):
+    """Count the points in each box (`out_box` empty) or write the pairs from `offsets`."""
+    write = len(out_box) > 0
+    for j in range(boxes.shape[0]):
+        a0 = boxes[j, 0] - pad
+        a1 = boxes[j, 1] - pad
+        a2 = boxes[j, 2] + pad
+        a3 = boxes[j, 3] + pad
+        m = offsets[j] if write else 0
+        if a0 == a0 and a1 == a1 and a2 == a2 and a3 == a3:  # NaN: a missing or empty box
+            cx0, cx1 = _cells(a0, a2, x0, size, nx)
+            cy0, cy1 = _cells(a1, a3, y0, size, ny)
+            for cy in range(cy0, cy1 + 1):
+                for cx in range(cx0, cx1 + 1):
+                    c = cy * nx + cx
+                    for k in range(starts[c], starts[c + 1]):
+                        if a0 <= sx[k] <= a2 and a1 <= sy[k] <= a3:
+                            if write:
+                                out_box[m] = base + j
+                                out_pt[m] = order[k]
+                            m += 1
+        if not write:
+            offsets[j] = m
+
+
+def _cell_size(boxes: np.ndarray, x: np.ndarray, y: np.ndarray, pad: float) -> tuple:
+    """Grid origin, cell side and shape: about one point per cell, no smaller than a box."""
+    ok = ~(np.isnan(x) | np.isnan(y))
+    n = int(ok.sum())
+    x0, x1 = float(x[ok].min()), float(x[ok].max())
+    y0, y1 = float(y[ok].min()), float(y[ok].max())
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    size = math.sqrt(w * h / n)
+    # a typical box (median of some 10,000) spans about one cell: few cells to visit per box
+    some = boxes[:: max(1, len(boxes) // 10_000)]
+    side = np.maximum(some[:, 2] - some[:, 0], some[:, 3] - some[:, 1])
+    side = side[~np.isnan(side)]
+    if len(side):
+        size = max(size, float(np.median(side)) + 2 * pad)
+    size = max(size, 1e-9)
+    while (int(w / size) + 1) * (int(h / size) + 1) > 4 * n + 1024:  # points on a line
+        size *= 2
+    return x0, y0, size, int(w / size) + 1, int(h / size) + 1
+
+
+def box_points(
+    boxes: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    pad: float = 0.0,
+    max_pairs: int | None = None,
+    threads: int = 1,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every (box position, point position) pair with the point inside the box grown by `pad`.
+
+    Boundary included (``xmin - pad <= x <= xmax + pad``, likewise for y), as an STRtree's
+    envelope test. Pairs come grouped by box in box order; within a box, in no set order.
+    Boxes or points with a NaN coordinate (missing or empty geometries) have no pairs.
+
+    Parameters
+    ----------
+    boxes
+        ``(n, 4)`` array of ``xmin, ymin, xmax, ymax`` (``shapely.bounds``).
+    x, y
+        Point coordinates.
+    pad
+        Distance the boxes grow by on every side (the nearest search's radius).
+    max_pairs
+        Return None, before writing any pair, when there would be more pairs than this.
+    threads
+        Threads that scan blocks of boxes (the loops release the GIL).
+
+    Returns
+    -------
+    tuple of numpy.ndarray or None
+        Box positions and point positions (int64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> boxes = np.array([[0.0, 0, 10, 10], [10, 0, 20, 10]])
+    >>> [a.tolist() for a in box_points(boxes, np.array([5.0, 10, 25]), np.array([5.0, 5, 5]))]
+    [[0, 0, 1], [0, 1, 1]]
+    >>> [a.tolist() for a in box_points(boxes, np.array([25.0]), np.array([5.0]), pad=5)]
+    [[1], [0]]
+    """
+    boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    empty = np.empty(0, np.int64)
+    if not len(boxes) or np.isnan(x).all() or np.isnan(y).all():
+        return empty, empty.copy()
+    x0, y0, size, nx, ny = _cell_size(boxes, x, y, pad)
+    starts, order, sx, sy = _grid(x, y, x0, y0, size, nx, ny)
+    n = len(boxes)
+    cuts = [0, n] if threads < 2 or n < _THREAD_MIN else np.linspace(0, n, threads + 1).astype(int)
+    blocks = list(zip(cuts[:-1], cuts[1:]))
+    counts = np.empty(n, np.int64)
+
+    def scan(block: tuple[int, int], offsets: np.ndarray, out_box, out_pt) -> None:
+        i, j = block
+        _scan(boxes[i:j], pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets[i:j], i,
+              out_box, out_pt)  # fmt: skip
+
+    def run(fn) -> None:
+        if len(blocks) == 1:
+            fn(blocks[0])
+        else:
+            with ThreadPoolExecutor(len(blocks), thread_name_prefix="mujun-boxes") as pool:
+                list(pool.map(fn, blocks))
+
+    run(lambda b: scan(b, counts, empty, empty))
+    total = int(counts.sum())
+    if max_pairs is not None and total > max_pairs:
+        return None
+    offsets = np.zeros(n, np.int64)
+    np.cumsum(counts[:-1], out=offsets[1:])
+    out_box, out_pt = np.empty(total, np.int64), np.empty(total, np.int64)
+    if total:
+        run(lambda b: scan(b, offsets, out_box, out_pt))
+    return out_box, out_pt
