@@ -156,6 +156,7 @@ def box_points(
     >>> [a.tolist() for a in box_points(boxes, np.array([25.0]), np.array([5.0]), pad=5)]
     [[1], [0]]
     """
+    pad = float(pad)  # one compiled version of the loops, whatever number type comes in
     boxes = np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1, 4)
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
