@@ -34,7 +34,7 @@ def _grid(x, y, x0, y0, size, nx, ny):
     cell = np.empty(n, np.int64)
     starts = np.zeros(nx * ny + 1, np.int64)
     for i in range(n):
-        if not (x[i] == x[i] and y[i] == y[i]):  # NaN: a missing or empty point
+        if not (math.isfinite(x[i]) and math.isfinite(y[i])):  # NaN: a missing or empty point
             cell[i] = -1
             continue
         cx = min(int((x[i] - x0) / size), nx - 1)
@@ -94,9 +94,13 @@ def _scan(boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets, base
             offsets[j] = m
 
 
-def _cell_size(boxes: np.ndarray, x: np.ndarray, y: np.ndarray, pad: float) -> tuple:
-    """Grid origin, cell side and shape: about one point per cell, no smaller than a box."""
-    ok = ~(np.isnan(x) | np.isnan(y))
+def _cell_size(
+    boxes: np.ndarray, x: np.ndarray, y: np.ndarray, ok: np.ndarray, pad: float
+) -> tuple:
+    """Grid origin, cell side and shape: about one point per cell, no smaller than a box.
+
+    `ok` marks the points with finite coordinates (at least one).
+    """
     n = int(ok.sum())
     x0, x1 = float(x[ok].min()), float(x[ok].max())
     y0, y1 = float(y[ok].min()), float(y[ok].max())
@@ -127,7 +131,8 @@ def box_points(
 
     Boundary included (``xmin - pad <= x <= xmax + pad``, likewise for y), as an STRtree's
     envelope test. Pairs come grouped by box in box order; within a box, in no set order.
-    Boxes or points with a NaN coordinate (missing or empty geometries) have no pairs.
+    Boxes with a NaN coordinate and points with a NaN or infinite one (missing or empty
+    geometries) have no pairs.
 
     Parameters
     ----------
@@ -161,9 +166,10 @@ def box_points(
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     empty = np.empty(0, np.int64)
-    if not len(boxes) or np.isnan(x).all() or np.isnan(y).all():
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not len(boxes) or not ok.any():
         return empty, empty.copy()
-    x0, y0, size, nx, ny = _cell_size(boxes, x, y, pad)
+    x0, y0, size, nx, ny = _cell_size(boxes, x, y, ok, pad)
     starts, order, sx, sy = _grid(x, y, x0, y0, size, nx, ny)
     n = len(boxes)
     cuts = [0, n] if threads < 2 or n < _THREAD_MIN else np.linspace(0, n, threads + 1).astype(int)

@@ -64,6 +64,7 @@ def test_same_pairs_as_the_strtree_on_odd_data(pad):
     x = np.r_[rng.uniform(-600, 600, 5000), np.full(300, 12.25), rng.normal(0, 3, 700)]
     y = np.r_[rng.uniform(-600, 600, 5000), np.full(300, -7.5), rng.normal(0, 3, 700)]
     x[:10] = np.nan
+    y[20] = np.inf  # no pairs, and the grid must not stretch to it
     x[10:20] = np.round(x[10:20])  # some on box edges
     got = box_points(boxes, x, y, pad=pad)
     ok = ~np.isnan(x)
@@ -100,7 +101,7 @@ def test_points_on_a_line_keep_the_grid_small():
     x = np.linspace(0, 1e6, 10_001)
     y = np.zeros_like(x)
     boxes = np.array([[-1.0, -1.0, 150.0, 1.0], [999_950.0, 0.0, 2e6, 0.0]])
-    _, _, size, nx, ny = E._cell_size(boxes, x, y, 0.0)
+    _, _, size, nx, ny = E._cell_size(boxes, x, y, np.ones(len(x), dtype=bool), 0.0)
     assert nx * ny <= 4 * len(x) + 1024
     got = box_points(boxes, x, y)
     # spacing 100 m: x = 0 and 100 in box 0; x = 1e6 in box 1
@@ -111,6 +112,8 @@ def test_nothing_to_pair():
     boxes = np.array([[0.0, 0.0, 1.0, 1.0]])
     for pair in (
         box_points(boxes, np.array([np.nan]), np.array([np.nan])),
+        box_points(boxes, np.array([0.5, np.nan]), np.array([np.nan, 0.5])),  # half missing
+        box_points(boxes, np.array([np.inf]), np.array([0.5])),
         box_points(np.empty((0, 4)), np.array([0.5]), np.array([0.5])),
         box_points(boxes, np.array([5.0]), np.array([5.0])),
     ):
