@@ -25,11 +25,20 @@ __all__ = ["box_points"]
 
 #: Boxes below this many run in the calling thread only.
 _THREAD_MIN = 20_000
+#: A cell with more points than this keeps them sorted along its longer side, and a box
+#: visits only the run of them within its own range along that side: many firms geocoded
+#: to one spot (a fallback address, an incubator) would otherwise be scanned by every box
+#: touching their cell.
+_DENSE = 16
 
 
 @njit(nogil=True, cache=True)
 def _grid(x, y, x0, y0, size, nx, ny):
-    """Counting sort of the points by grid cell: (cell starts, point order, sorted x, y)."""
+    """Counting sort of the points by grid cell.
+
+    Returns the cell starts, the point order, the sorted x and y, and for each cell whether a
+    dense cell's points are sorted by y (else by x).
+    """
     n = len(x)
     cell = np.empty(n, np.int64)
     starts = np.zeros(nx * ny + 1, np.int64)
@@ -55,7 +64,17 @@ def _grid(x, y, x0, y0, size, nx, ny):
             order[k] = i
             sx[k] = x[i]
             sy[k] = y[i]
-    return starts, order, sx, sy
+    by_y = np.zeros(nx * ny, np.bool_)
+    for c in range(nx * ny):
+        lo, hi = starts[c], starts[c + 1]
+        if hi - lo > _DENSE:
+            xs, ys = sx[lo:hi], sy[lo:hi]
+            by_y[c] = ys.max() - ys.min() > xs.max() - xs.min()
+            o = np.argsort(ys if by_y[c] else xs, kind="mergesort")
+            order[lo:hi] = order[lo:hi][o]
+            sx[lo:hi] = xs[o]
+            sy[lo:hi] = ys[o]
+    return starts, order, sx, sy, by_y
 
 
 @njit(nogil=True, cache=True)
@@ -69,7 +88,16 @@ def _cells(lo, hi, origin, size, n):
 
 
 @njit(nogil=True, cache=True)
-def _scan(boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets, base, out_box, out_pt):
+def _run(key, lo, hi, v0, v1):
+    """The positions in [lo, hi) of sorted `key` whose value lies in [v0, v1]."""
+    run = key[lo:hi]
+    return lo + np.searchsorted(run, v0, side="left"), lo + np.searchsorted(run, v1, side="right")
+
+
+@njit(nogil=True, cache=True)
+def _scan(
+    boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, by_y, offsets, base, out_box, out_pt
+):
     """Count the points in each box (`out_box` empty) or write the pairs from `offsets`."""
     write = len(out_box) > 0
     for j in range(boxes.shape[0]):
@@ -84,7 +112,10 @@ def _scan(boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets, base
             for cy in range(cy0, cy1 + 1):
                 for cx in range(cx0, cx1 + 1):
                     c = cy * nx + cx
-                    for k in range(starts[c], starts[c + 1]):
+                    lo, hi = starts[c], starts[c + 1]
+                    if hi - lo > _DENSE:
+                        lo, hi = _run(sy, lo, hi, a1, a3) if by_y[c] else _run(sx, lo, hi, a0, a2)
+                    for k in range(lo, hi):
                         if a0 <= sx[k] <= a2 and a1 <= sy[k] <= a3:
                             if write:
                                 out_box[m] = base + j
@@ -112,7 +143,7 @@ def _cell_size(
     side = side[~np.isnan(side)]
     if len(side):
         size = max(size, float(np.median(side)) + 2 * pad)
-    size = max(size, 1e-9)
+    size = min(max(size, 1e-9), max(w, h))  # finite even for an infinite box or pad
     while (int(w / size) + 1) * (int(h / size) + 1) > 4 * n + 1024:  # points on a line
         size *= 2
     return x0, y0, size, int(w / size) + 1, int(h / size) + 1
@@ -170,7 +201,7 @@ def box_points(
     if not len(boxes) or not ok.any():
         return empty, empty.copy()
     x0, y0, size, nx, ny = _cell_size(boxes, x, y, ok, pad)
-    starts, order, sx, sy = _grid(x, y, x0, y0, size, nx, ny)
+    starts, order, sx, sy, by_y = _grid(x, y, x0, y0, size, nx, ny)
     n = len(boxes)
     cuts = [0, n] if threads < 2 or n < _THREAD_MIN else np.linspace(0, n, threads + 1).astype(int)
     blocks = list(zip(cuts[:-1], cuts[1:]))
@@ -178,8 +209,8 @@ def box_points(
 
     def scan(block: tuple[int, int], offsets: np.ndarray, out_box, out_pt) -> None:
         i, j = block
-        _scan(boxes[i:j], pad, x0, y0, size, nx, ny, starts, order, sx, sy, offsets[i:j], i,
-              out_box, out_pt)  # fmt: skip
+        _scan(boxes[i:j], pad, x0, y0, size, nx, ny, starts, order, sx, sy, by_y, offsets[i:j],
+              i, out_box, out_pt)  # fmt: skip
 
     def run(fn) -> None:
         if len(blocks) == 1:

@@ -542,11 +542,13 @@ class ParcelIndex:
         if not len(pts):
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         real = ~(shapely.is_missing(pts) | shapely.is_empty(pts))
-        if real.all():
-            xy = shapely.get_coordinates(pts)
-        else:
-            xy = np.full((len(pts), 2), np.nan)  # NaN for a missing or empty point: no pairs
-            xy[real] = shapely.get_coordinates(pts[real])
+        xy = shapely.get_coordinates(pts if real.all() else pts[real])
+        if len(xy) != real.sum():  # a multipoint would shift every later position
+            raise ValueError("ParcelIndex.covering takes single points")
+        if not real.all():
+            full = np.full((len(pts), 2), np.nan)  # NaN for a missing or empty point: no pairs
+            full[real] = xy
+            xy = full
         found = box_points(self.bounds(), xy[:, 0], xy[:, 1], threads=self.threads)
         assert found is not None  # no pair cap, always an answer
         pj, i = found

@@ -118,3 +118,40 @@ def test_nothing_to_pair():
         box_points(boxes, np.array([5.0]), np.array([5.0])),
     ):
         assert pair[0].dtype == np.int64 and len(pair[0]) == len(pair[1]) == 0
+
+
+def test_dense_cells_are_searched_along_their_longer_side():
+    # 2,000 firms on a north-south street (one x), 2,000 on an east-west one (one y) and
+    # 2,000 at one fallback address, among 2,000 spread points, with small boxes among them:
+    # the pairs must still be exactly the tree's
+    rng = np.random.default_rng(21)
+    x = np.r_[np.full(2000, 50.0), rng.uniform(0, 400, 2000), np.full(2000, 300.0),
+              rng.uniform(-5000, 5000, 2000)]  # fmt: skip
+    y = np.r_[rng.uniform(0, 400, 2000), np.full(2000, 120.0), np.full(2000, 300.0),
+              rng.uniform(-5000, 5000, 2000)]  # fmt: skip
+    lo = rng.uniform(-10, 410, (3000, 2))
+    boxes = np.c_[lo, lo + rng.uniform(0, 3, (3000, 2))]
+    boxes[:3] = [[49, 10, 51, 11], [10, 119, 11, 121], [299, 299, 301, 301]]
+    # boxes whose edges fall exactly on a street point, along the street's sorted side
+    boxes[3:7] = [[x[2005], 119, x[2005] + 1, 120], [x[2006] - 1, 120, x[2006], 121],
+                  [50, y[7], 51, y[7] + 1], [49, y[8] - 1, 50, y[8]]]  # fmt: skip
+    got = box_points(boxes, x, y)
+    assert as_set(got) == tree_pairs(boxes, x, y, 0.0)
+    assert np.isin([0, 1, 2], got[0]).all()
+    assert {(3, 2005), (4, 2006), (5, 7), (6, 8)} <= as_set(got)
+    # the street cells are sorted along the street, the others by their wider side
+    x0, y0, size, nx, ny = E._cell_size(boxes, x, y, np.ones(len(x), dtype=bool), 0.0)
+    starts, _, _, _, by_y = E._grid(x, y, x0, y0, size, nx, ny)
+    dense = np.diff(starts) > E._DENSE
+    cell = ((y[:1] - y0) // size).astype(int) * nx + ((x[:1] - x0) // size).astype(int)
+    assert dense[cell].all() and by_y[cell].all()  # the north-south street
+    cell = ((y[2000:2001] - y0) // size).astype(int) * nx + ((x[2000:2001] - x0) // size).astype(
+        int
+    )
+    assert dense[cell].all() and not by_y[cell].any()  # the east-west street
+
+
+def test_infinite_boxes_and_pad():
+    one = (np.array([1.0]), np.array([1.0]))
+    assert as_set(box_points(np.array([[0.0, 0, np.inf, np.inf]]), *one)) == {(0, 0)}
+    assert as_set(box_points(np.array([[5.0, 5, 6, 6]]), *one, pad=np.inf)) == {(0, 0)}

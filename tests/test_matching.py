@@ -1318,3 +1318,15 @@ def test_sort_rows_orders_like_sort_values():
     df = pd.DataFrame({"k": [1, 1, 1, 1, 1], "s": ["ａ", "B", None, "a", "𠀀"]})
     assert sort_rows(df, ["k", "s"]).index.tolist() == [1, 3, 0, 4, 2]
     assert sort_rows(df, ["k", "s"], [True, False]).index.tolist() == [4, 0, 3, 1, 2]
+
+
+def test_covering_refuses_multipoints():
+    import shapely
+
+    from mujun_geo._match_rules import ParcelIndex
+
+    p = gpd.GeoDataFrame(geometry=[sq(0, 0, 10, 10)], crs=CRS)
+    info = pd.DataFrame({"industrial": [True], "has_geom": [True]})
+    pts = np.array([shapely.MultiPoint([pt(1, 1), pt(2, 2)]), pt(5, 5)], dtype=object)
+    with pytest.raises(ValueError, match="single points"):
+        ParcelIndex(p, info).covering(pts)
