@@ -5,8 +5,12 @@ distance for the nearest search), which points lie inside it; GEOS then tests th
 An STRtree answers that too, but it costs GEOS's per-geometry overhead for each of a million
 parcels (0.31 s for the query on two threads at 1,000,000 parcels, plus 0.12 s to build the
 points' tree, which holds the GIL). Here the points go into a uniform grid by a counting
-sort, and each box scans the grid cells it overlaps: 0.09 s for the same pairs. The loops
-are compiled by numba (``nogil``, cached on disk), so Python threads run them side by side.
+sort, and each box scans the grid cells it overlaps: 0.09 s for the same pairs. A cell that
+holds many points (firms geocoded to one fallback address) keeps them sorted along its wider
+side, so a box visits only those within its own range (200,000 points in one 200 m square
+and 20,000 small boxes there: 0.08 s, against 12 s for a plain scan and 0.34 s for a tree).
+The loops are compiled by numba (``nogil``, cached on disk), so Python threads run them side
+by side.
 
 The boxes come from ``shapely.bounds``, which is exact (the min/max of the coordinates), so
 a point that a parcel covers is always inside the parcel's box: the pairs are a superset of
