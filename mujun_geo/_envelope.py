@@ -27,6 +27,20 @@ from numba import njit
 
 __all__ = ["box_points"]
 
+
+def _compiled(fn):
+    """``fn`` compiled by numba without the GIL, cached on disk when a cache can be written.
+
+    numba keeps the machine code beside the module or in the user's cache directory; with
+    neither writable (a read-only install and home) it refuses ``cache=True`` at import,
+    so the loops are then compiled afresh by each process (about 1.5 s) instead.
+    """
+    try:
+        return njit(nogil=True, cache=True)(fn)
+    except RuntimeError:  # "cannot cache function ...: no locator available"
+        return njit(nogil=True)(fn)
+
+
 #: Boxes below this many run in the calling thread only.
 _THREAD_MIN = 20_000
 #: A cell with more points than this keeps them sorted along its longer side, and a box
@@ -36,7 +50,7 @@ _THREAD_MIN = 20_000
 _DENSE = 16
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _grid(x, y, x0, y0, size, nx, ny):
     """Counting sort of the points by grid cell.
 
@@ -81,7 +95,7 @@ def _grid(x, y, x0, y0, size, nx, ny):
     return starts, order, sx, sy, by_y
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _cells(lo, hi, origin, size, n):
     """First and last grid index that [lo, hi] overlaps (last < first: none)."""
     a = (lo - origin) / size
@@ -91,14 +105,14 @@ def _cells(lo, hi, origin, size, n):
     return first, last
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _run(key, lo, hi, v0, v1):
     """The positions in [lo, hi) of sorted `key` whose value lies in [v0, v1]."""
     run = key[lo:hi]
     return lo + np.searchsorted(run, v0, side="left"), lo + np.searchsorted(run, v1, side="right")
 
 
-@njit(nogil=True, cache=True)
+@_compiled
 def _scan(
     boxes, pad, x0, y0, size, nx, ny, starts, order, sx, sy, by_y, offsets, base, out_box, out_pt
 ):

@@ -155,3 +155,22 @@ def test_infinite_boxes_and_pad():
     one = (np.array([1.0]), np.array([1.0]))
     assert as_set(box_points(np.array([[0.0, 0, np.inf, np.inf]]), *one)) == {(0, 0)}
     assert as_set(box_points(np.array([[5.0, 5, 6, 6]]), *one, pad=np.inf)) == {(0, 0)}
+
+
+def test_compiles_without_a_writable_cache():
+    # with no cache locator (as with a read-only install and home) numba refuses cache=True
+    # at import; the loops must still compile and answer
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from mujun_geo._envelope import box_points\n"
+        "b = box_points(np.array([[0.0, 0, 2, 2]]), np.array([1.0, 3]), np.array([1.0, 1]))\n"
+        "print([a.tolist() for a in b])\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "numba.core.caching.IPythonCacheLocator"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[[0], [0]]"
