@@ -61,7 +61,7 @@ def _grid(x, y, x0, y0, size, nx, ny):
     cell = np.empty(n, np.int64)
     starts = np.zeros(nx * ny + 1, np.int64)
     for i in range(n):
-        if not (math.isfinite(x[i]) and math.isfinite(y[i])):  # NaN: a missing or empty point
+        if not (math.isfinite(x[i]) and math.isfinite(y[i])):  # a missing or empty point
             cell[i] = -1
             continue
         cx = min(int((x[i] - x0) / size), nx - 1)
@@ -106,7 +106,7 @@ def _cells(lo, hi, origin, size, n):
 
 
 @_compiled
-def _run(key, lo, hi, v0, v1):
+def _span(key, lo, hi, v0, v1):
     """The positions in [lo, hi) of sorted `key` whose value lies in [v0, v1]."""
     run = key[lo:hi]
     return lo + np.searchsorted(run, v0, side="left"), lo + np.searchsorted(run, v1, side="right")
@@ -132,7 +132,7 @@ def _scan(
                     c = cy * nx + cx
                     lo, hi = starts[c], starts[c + 1]
                     if hi - lo > _DENSE:
-                        lo, hi = _run(sy, lo, hi, a1, a3) if by_y[c] else _run(sx, lo, hi, a0, a2)
+                        lo, hi = _span(sy, lo, hi, a1, a3) if by_y[c] else _span(sx, lo, hi, a0, a2)
                     for k in range(lo, hi):
                         if a0 <= sx[k] <= a2 and a1 <= sy[k] <= a3:
                             if write:
