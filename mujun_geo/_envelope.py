@@ -52,11 +52,7 @@ _DENSE = 16
 
 @_compiled
 def _grid(x, y, x0, y0, size, nx, ny):
-    """Counting sort of the points by grid cell.
-
-    Returns the cell starts, the point order, the sorted x and y, and for each cell whether a
-    dense cell's points are sorted by y (else by x).
-    """
+    """Counting sort of the points by grid cell: (cell starts, point order, sorted x, y)."""
     n = len(x)
     cell = np.empty(n, np.int64)
     starts = np.zeros(nx * ny + 1, np.int64)
@@ -82,17 +78,33 @@ def _grid(x, y, x0, y0, size, nx, ny):
             order[k] = i
             sx[k] = x[i]
             sy[k] = y[i]
-    by_y = np.zeros(nx * ny, np.bool_)
-    for c in range(nx * ny):
-        lo, hi = starts[c], starts[c + 1]
-        if hi - lo > _DENSE:
-            xs, ys = sx[lo:hi], sy[lo:hi]
-            by_y[c] = ys.max() - ys.min() > xs.max() - xs.min()
-            o = np.argsort(ys if by_y[c] else xs, kind="mergesort")
-            order[lo:hi] = order[lo:hi][o]
-            sx[lo:hi] = xs[o]
-            sy[lo:hi] = ys[o]
-    return starts, order, sx, sy, by_y
+    return starts, order, sx, sy
+
+
+def _sort_dense(starts, order, sx, sy) -> np.ndarray:
+    """Sort the points of each cell holding more than `_DENSE` along the cell's wider side.
+
+    In place; returns for each cell whether it is sorted by y (else by x, or not at all).
+    Dense cells are rare, so this is numpy on their points only (and no sort to compile).
+    """
+    counts = np.diff(starts)
+    by_y = np.zeros(len(counts), dtype=bool)
+    dense = np.flatnonzero(counts > _DENSE)
+    if not len(dense):
+        return by_y
+    size = counts[dense]
+    first = np.repeat(starts[dense] - np.cumsum(size) + size, size)
+    at = first + np.arange(size.sum())  # the positions of the dense cells' points
+    lo = np.cumsum(size) - size
+    xs, ys = sx[at], sy[at]
+    wide_y = np.maximum.reduceat(ys, lo) - np.minimum.reduceat(ys, lo) > (
+        np.maximum.reduceat(xs, lo) - np.minimum.reduceat(xs, lo)
+    )
+    key = np.where(np.repeat(wide_y, size), ys, xs)
+    o = at[np.lexsort((key, np.repeat(np.arange(len(dense)), size)))]
+    order[at], sx[at], sy[at] = order[o], sx[o], sy[o]
+    by_y[dense] = wide_y
+    return by_y
 
 
 @_compiled
@@ -107,9 +119,22 @@ def _cells(lo, hi, origin, size, n):
 
 @_compiled
 def _span(key, lo, hi, v0, v1):
-    """The positions in [lo, hi) of sorted `key` whose value lies in [v0, v1]."""
-    run = key[lo:hi]
-    return lo + np.searchsorted(run, v0, side="left"), lo + np.searchsorted(run, v1, side="right")
+    """The positions [first, last) in [lo, hi) of sorted `key` whose value lies in [v0, v1]."""
+    a, b = lo, hi
+    while a < b:  # first key >= v0
+        mid = (a + b) // 2
+        if key[mid] < v0:
+            a = mid + 1
+        else:
+            b = mid
+    first, b = a, hi
+    while a < b:  # first key > v1
+        mid = (a + b) // 2
+        if key[mid] <= v1:
+            a = mid + 1
+        else:
+            b = mid
+    return first, a
 
 
 @_compiled
@@ -219,7 +244,8 @@ def box_points(
     if not len(boxes) or not ok.any():
         return empty, empty.copy()
     x0, y0, size, nx, ny = _cell_size(boxes, x, y, ok, pad)
-    starts, order, sx, sy, by_y = _grid(x, y, x0, y0, size, nx, ny)
+    starts, order, sx, sy = _grid(x, y, x0, y0, size, nx, ny)
+    by_y = _sort_dense(starts, order, sx, sy)
     n = len(boxes)
     cuts = [0, n] if threads < 2 or n < _THREAD_MIN else np.linspace(0, n, threads + 1).astype(int)
     blocks = list(zip(cuts[:-1], cuts[1:]))

@@ -141,7 +141,8 @@ def test_dense_cells_are_searched_along_their_longer_side():
     assert {(3, 2005), (4, 2006), (5, 7), (6, 8)} <= as_set(got)
     # the street cells are sorted along the street, the others by their wider side
     x0, y0, size, nx, ny = E._cell_size(boxes, x, y, np.ones(len(x), dtype=bool), 0.0)
-    starts, _, _, _, by_y = E._grid(x, y, x0, y0, size, nx, ny)
+    starts, order, sx, sy = E._grid(x, y, x0, y0, size, nx, ny)
+    by_y = E._sort_dense(starts, order, sx, sy)
     dense = np.diff(starts) > E._DENSE
     cell = ((y[:1] - y0) // size).astype(int) * nx + ((x[:1] - x0) // size).astype(int)
     assert dense[cell].all() and by_y[cell].all()  # the north-south street
