@@ -591,7 +591,7 @@ class ParcelIndex:
         parts = []
         todo = np.arange(len(pts))
         r, density = _FIRST_RADIUS, self._density()
-        # passes while they pay: enough points left, a bounded square, few pairs expected
+        # passes while they pay: enough points left, a bounded reach, few pairs expected
         # (the estimate assumes evenly spread parcels; `_within` stops at the real count)
         while (
             len(todo) >= _PASS_MIN
@@ -689,11 +689,11 @@ class ParcelIndex:
         return i[keep], k[keep], dist[keep]
 
 
-#: First square half-side of the unlimited nearest search (m); each further pass × 2.
+#: First reach of the unlimited nearest search (m: envelopes grown by it); each pass × 2.
 _FIRST_RADIUS = 250.0
 #: A pass of the unlimited nearest search runs while it measures at most this many pairs,
-#: has at least `_PASS_MIN` points and a square half-side of at most `_MAX_RADIUS` m (a pass
-#: queries every industrial parcel: for few or far points the parcel tree is cheaper).
+#: has at least `_PASS_MIN` points and a reach of at most `_MAX_RADIUS` m (a pass scans
+#: every industrial parcel's envelope: for few or far points the parcel tree is cheaper).
 _MAX_PAIRS = 1_000_000
 _PASS_MIN = 100
 _MAX_RADIUS = 4_000.0
@@ -928,7 +928,7 @@ def spatial_candidates(
     """Run every spatial query of the location rules; see :class:`SpatialCandidates`.
 
     Nothing here depends on names, so :func:`mujun_geo.matching.match_enterprises` runs it in a
-    thread beside the name rules (the STRtree queries release the GIL). `pinfo` must not be
+    thread beside the name rules (the grid scan and the GEOS tests release the GIL). `pinfo` must not be
     changed meanwhile: the caller passes a copy of the columns used (industrial, has_geom, pid).
     """
     index = index_factory(parcels, pinfo)
